@@ -1,0 +1,45 @@
+/*
+ * Per-apikey service groups from the configuration file: which apikeys are
+ * accepted, their Fiware-Service / Fiware-ServicePath, the verticals they may
+ * send, whether they are generic (IoT Agent JSON style) groups, and
+ * per-device static attributes.
+ *
+ * Immutable once built: any thread may read a struct groups. A reload builds
+ * a new one and swaps the pointer.
+ */
+#ifndef SPOT_GROUPS_H
+#define SPOT_GROUPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "spot/vertical.h"
+
+struct group {
+    const char *apikey;
+    const char *service;      /* Fiware-Service, or NULL */
+    const char *service_path; /* Fiware-ServicePath, or NULL ("/") */
+    bool generic;             /* accepts /{apikey}/{device}/attrs */
+    unsigned verticals;       /* bit (1u << v) per allowed vertical;
+                                 all bits when the file lists none */
+    const char *entity_types[SPOT_V_COUNT + 1]; /* overrides, or NULL */
+};
+
+struct groups;
+
+/* Builds groups from the "service_groups" array of a parsed config file
+ * (yajl tree, borrowed; strings are copied). node may be NULL (no groups).
+ * On failure returns SPOT_ECONFIG with a message in err. */
+struct yajl_val_s;
+int groups_new(struct groups **out, const struct yajl_val_s *node, char *err,
+               size_t errlen);
+void groups_free(struct groups *g);
+
+/* Number of configured groups; 0 means "accept every apikey". */
+size_t groups_count(const struct groups *g);
+
+/* The group of the apikey (len bytes), or NULL. Case-sensitive. */
+const struct group *groups_find(const struct groups *g, const char *apikey,
+                                size_t len);
+
+#endif
