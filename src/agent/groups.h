@@ -16,13 +16,13 @@
 #include "spot/vertical.h"
 
 struct group {
-    const char *apikey;
-    const char *service;      /* Fiware-Service, or NULL */
-    const char *service_path; /* Fiware-ServicePath, or NULL ("/") */
+    char *apikey;
+    char *service;      /* Fiware-Service, or NULL */
+    char *service_path; /* Fiware-ServicePath, or NULL ("/") */
     bool generic;             /* accepts /{apikey}/{device}/attrs */
     unsigned verticals;       /* bit (1u << v) per allowed vertical;
                                  all bits when the file lists none */
-    const char *entity_types[SPOT_V_COUNT + 1]; /* overrides, or NULL */
+    char *entity_types[SPOT_V_COUNT + 1]; /* overrides, or NULL */
 };
 
 struct groups;

@@ -1,0 +1,221 @@
+/*
+ * Service groups: the "service_groups" array of the configuration file,
+ * validated whole and turned into an immutable lookup table.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "spot/err.h"
+#include "spot/topic.h"
+#include "groups.h"
+
+struct groups {
+    struct group *items;
+    size_t n;
+};
+
+static int fail(char *err, size_t errlen, size_t i, const char *msg)
+{
+    snprintf(err, errlen, "service_groups[%zu]: %s", i, msg);
+    return SPOT_ECONFIG;
+}
+
+/* Orion: Fiware-Service is [A-Za-z0-9_]{1,50}. */
+static int service_is_legal(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 50)
+        return 0;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789_") == n;
+}
+
+/* Orion: "/" or 1-10 levels of /[A-Za-z0-9_]{1,50}. */
+static int service_path_is_legal(const char *s)
+{
+    if (strcmp(s, "/") == 0)
+        return 1;
+    int levels = 0;
+    while (*s == '/') {
+        s++;
+        size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+                             "VWXYZ0123456789_");
+        if (n < 1 || n > 50)
+            return 0;
+        s += n;
+        levels++;
+    }
+    return *s == '\0' && levels >= 1 && levels <= 10;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+static void group_clear(struct group *g)
+{
+    free(g->apikey);
+    free(g->service);
+    free(g->service_path);
+    for (size_t v = 0; v <= SPOT_V_COUNT; v++)
+        free(g->entity_types[v]);
+}
+
+static int parse_group(struct group *g, const struct yajl_val_s *node,
+                       size_t i, char *err, size_t errlen)
+{
+    if (!YAJL_IS_OBJECT(node))
+        return fail(err, errlen, i, "must be an object");
+    g->verticals = (1u << SPOT_V_COUNT) - 1;
+    for (size_t k = 0; k < node->u.object.len; k++) {
+        const char *key = node->u.object.keys[k];
+        const struct yajl_val_s *val = node->u.object.values[k];
+        if (strcmp(key, "apikey") == 0 || strcmp(key, "service") == 0 ||
+            strcmp(key, "service_path") == 0) {
+            if (!YAJL_IS_STRING(val))
+                return fail(err, errlen, i, "apikey, service and "
+                                            "service_path must be strings");
+            char *copy = dup_str(val->u.string);
+            if (copy == NULL)
+                return SPOT_ENOMEM;
+            char **slot = key[0] == 'a'                 ? &g->apikey
+                                : strcmp(key, "service") == 0 ? &g->service
+                                                              : &g->service_path;
+            if (*slot != NULL) {
+                free(copy);
+                return fail(err, errlen, i, "duplicate key");
+            }
+            *slot = copy;
+        } else if (strcmp(key, "generic") == 0) {
+            if (!YAJL_IS_TRUE(val) && !YAJL_IS_FALSE(val))
+                return fail(err, errlen, i, "generic must be true or false");
+            g->generic = YAJL_IS_TRUE(val);
+        } else if (strcmp(key, "verticals") == 0) {
+            if (!YAJL_IS_ARRAY(val))
+                return fail(err, errlen, i, "verticals must be an array of "
+                                            "vertical codes");
+            g->verticals = 0;
+            for (size_t j = 0; j < val->u.array.len; j++) {
+                const struct yajl_val_s *c = val->u.array.values[j];
+                enum spot_vertical v;
+                if (!YAJL_IS_STRING(c) ||
+                    vertical_from_code(c->u.string, strlen(c->u.string),
+                                       &v) != SPOT_OK ||
+                    strlen(c->u.string) != 3)
+                    return fail(err, errlen, i, "verticals holds an unknown "
+                                                "vertical code");
+                g->verticals |= 1u << v;
+            }
+        } else if (strcmp(key, "entity_types") == 0) {
+            if (!YAJL_IS_OBJECT(val))
+                return fail(err, errlen, i, "entity_types must be an object "
+                                            "of vertical code -> type");
+            for (size_t j = 0; j < val->u.object.len; j++) {
+                const char *code = val->u.object.keys[j];
+                const struct yajl_val_s *t = val->u.object.values[j];
+                enum spot_vertical v = SPOT_V_GENERIC;
+                if (strcmp(code, "generic") != 0 &&
+                    (strlen(code) != 3 ||
+                     vertical_from_code(code, 3, &v) != SPOT_OK))
+                    return fail(err, errlen, i, "entity_types has an unknown "
+                                                "vertical code");
+                if (!YAJL_IS_STRING(t) ||
+                    !topic_id_is_legal(t->u.string, strlen(t->u.string)))
+                    return fail(err, errlen, i, "entity type must be a legal "
+                                                "NGSI name");
+                free(g->entity_types[v]);
+                g->entity_types[v] = dup_str(t->u.string);
+                if (g->entity_types[v] == NULL)
+                    return SPOT_ENOMEM;
+            }
+        } else {
+            char msg[128];
+            snprintf(msg, sizeof msg, "unknown key \"%.64s\"", key);
+            return fail(err, errlen, i, msg);
+        }
+    }
+    if (g->apikey == NULL ||
+        !topic_id_is_legal(g->apikey, strlen(g->apikey)))
+        return fail(err, errlen, i, "apikey missing or not a legal id");
+    if (g->service != NULL && !service_is_legal(g->service))
+        return fail(err, errlen, i, "service must match [A-Za-z0-9_]{1,50}");
+    if (g->service_path != NULL && !service_path_is_legal(g->service_path))
+        return fail(err, errlen, i, "service_path must be \"/\" or 1-10 "
+                                    "levels of /[A-Za-z0-9_]{1,50}");
+    return SPOT_OK;
+}
+
+int groups_new(struct groups **out, const struct yajl_val_s *node, char *err,
+               size_t errlen)
+{
+    struct groups *gs = calloc(1, sizeof *gs);
+    if (gs == NULL)
+        return SPOT_ENOMEM;
+    int rc = SPOT_OK;
+    if (node == NULL)
+        goto out;
+    if (!YAJL_IS_ARRAY(node)) {
+        snprintf(err, errlen, "service_groups must be an array");
+        rc = SPOT_ECONFIG;
+        goto out;
+    }
+    gs->items = calloc(node->u.array.len + 1, sizeof *gs->items);
+    if (gs->items == NULL) {
+        rc = SPOT_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < node->u.array.len; i++) {
+        rc = parse_group(&gs->items[i], node->u.array.values[i], i, err,
+                         errlen);
+        gs->n = i + 1;
+        if (rc != SPOT_OK)
+            goto out;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(gs->items[j].apikey, gs->items[i].apikey) == 0) {
+                rc = fail(err, errlen, i, "apikey already configured");
+                goto out;
+            }
+        }
+    }
+out:
+    if (rc != SPOT_OK) {
+        groups_free(gs);
+        return rc;
+    }
+    *out = gs;
+    return SPOT_OK;
+}
+
+void groups_free(struct groups *g)
+{
+    if (g == NULL)
+        return;
+    for (size_t i = 0; i < g->n; i++)
+        group_clear(&g->items[i]);
+    free(g->items);
+    free(g);
+}
+
+size_t groups_count(const struct groups *g)
+{
+    return g ? g->n : 0;
+}
+
+const struct group *groups_find(const struct groups *g, const char *apikey,
+                                size_t len)
+{
+    for (size_t i = 0; g && i < g->n; i++) {
+        const char *k = g->items[i].apikey;
+        if (strlen(k) == len && memcmp(k, apikey, len) == 0)
+            return &g->items[i];
+    }
+    return NULL;
+}
