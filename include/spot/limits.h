@@ -13,6 +13,9 @@
 #define SPOT_MAX_PAYLOAD_LEN (64 * 1024)
 /* Nesting of JSON containers inside the top-level object (extra fields). */
 #define SPOT_MAX_JSON_DEPTH 16
+/* The largest payload the journal keeps; larger ones are truncated and
+ * rejected as too_large. */
+#define SPOT_MAX_JOURNAL_PAYLOAD (1024 * 1024)
 /* Fields one vertical schema may declare. */
 #define SPOT_MAX_SCHEMA_FIELDS 40
 /* Human-readable rejection detail, including the terminating NUL. */

@@ -1,0 +1,277 @@
+/*
+ * stdout sink: reads the journal, validates, prints accepted messages as
+ * NGSI-v2 entities (the compat shape: attribute names as sent, Number/Text/
+ * Boolean/DateTime types, TimeInstant metadata) one per line, and keeps
+ * rejected ones in the file dead-letter store. The checkpoint advances
+ * after each flushed batch.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "spot/clock.h"
+#include "spot/err.h"
+#include "spot/limits.h"
+#include "spot/log.h"
+#include "deadletter.h"
+#include "stdout_sink.h"
+#include "validate.h"
+
+#define MOD        "stdout"
+#define BATCH_MAX  SPOT_PG_BATCH_ROWS
+
+struct stdout_sink {
+    struct journal *journal;
+    struct journal_cursor *cursor;
+    const struct schema_set *schemas;
+    struct metrics *metrics;
+    struct validator *validator;
+    struct deadletter *deadletter; /* NULL unless we record rejects */
+    yajl_gen gen;
+    pthread_t thread;
+    int started;
+    atomic_int stopping;
+};
+
+static void str(yajl_gen g, const char *s)
+{
+    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static void attr_value(yajl_gen g, const struct schema_field *f,
+                       const struct value *v)
+{
+    switch (v->kind) {
+    case VALUE_NUMBER:
+    case VALUE_INTEGER:
+        str(g, "type");
+        str(g, "Number");
+        str(g, "value");
+        yajl_gen_number(g, v->text, v->text_len);
+        break;
+    case VALUE_BOOL:
+        str(g, "type");
+        str(g, "Boolean");
+        str(g, "value");
+        yajl_gen_bool(g, v->boolean);
+        break;
+    case VALUE_TEXT:
+    case VALUE_TIME:
+        str(g, "type");
+        str(g, v->kind == VALUE_TIME ? "DateTime"
+               : f->compat.attr_type ? f->compat.attr_type
+                                     : "Text");
+        str(g, "value");
+        yajl_gen_string(g, (const unsigned char *)v->text, v->text_len);
+        break;
+    default:
+        str(g, "type");
+        str(g, f->type == SCHEMA_TEXT ? "Text" : "Number");
+        str(g, "value");
+        yajl_gen_null(g);
+        break;
+    }
+}
+
+/* Writes the entity of an accepted record; returns SPOT_OK or SPOT_EIO. */
+static int print_entity(struct stdout_sink *s, const struct record *r)
+{
+    yajl_gen g = s->gen;
+    yajl_gen_clear(g);
+    yajl_gen_reset(g, NULL);
+    const char *type = r->schema ? r->schema->compat_entity_type : "Thing";
+    if (r->group && r->group->entity_types[r->vertical])
+        type = r->group->entity_types[r->vertical];
+    char id[2 * SPOT_MAX_ID_LEN + 2];
+    snprintf(id, sizeof id, "%s:%s", type, r->full_device_id);
+
+    yajl_gen_map_open(g);
+    str(g, "id");
+    str(g, id);
+    str(g, "type");
+    str(g, type);
+    str(g, "TimeInstant");
+    yajl_gen_map_open(g);
+    str(g, "type");
+    str(g, "DateTime");
+    str(g, "value");
+    str(g, r->time_instant_text);
+    yajl_gen_map_close(g);
+    for (size_t i = 0; r->schema && i < r->schema->n_fields; i++) {
+        const struct schema_field *f = &r->schema->fields[i];
+        const struct value *v = &r->values[i];
+        if (v->kind == VALUE_ABSENT || i == r->schema->time_field)
+            continue;
+        str(g, f->name);
+        yajl_gen_map_open(g);
+        attr_value(g, f, v);
+        str(g, "metadata");
+        yajl_gen_map_open(g);
+        str(g, "TimeInstant");
+        yajl_gen_map_open(g);
+        str(g, "type");
+        str(g, "DateTime");
+        str(g, "value");
+        str(g, r->time_instant_text);
+        yajl_gen_map_close(g);
+        yajl_gen_map_close(g);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    const unsigned char *buf;
+    size_t len;
+    yajl_gen_get_buf(g, &buf, &len);
+    if (fwrite(buf, 1, len, stdout) != len || fputc('\n', stdout) == EOF)
+        return SPOT_EIO;
+    return SPOT_OK;
+}
+
+static int handle(struct stdout_sink *s, const struct journal_entry *e)
+{
+    const struct record *r;
+    int rc = validator_run(s->validator, e->topic, e->topic_len, e->payload,
+                           e->payload_len, e->received_us, &r);
+    if (rc != SPOT_OK)
+        return rc;
+    if (r->reason == REJECT_NONE || r->reason == REJECT_RANGE) {
+        rc = print_entity(s, r);
+        if (rc != SPOT_OK)
+            return rc;
+        metrics_sink_writes(s->metrics, SINK_STDOUT, 1);
+    }
+    if (r->reason != REJECT_NONE && s->deadletter != NULL) {
+        rc = deadletter_write(s->deadletter, r, e->topic, e->topic_len,
+                              e->payload, e->payload_len);
+        if (rc != SPOT_OK)
+            return rc;
+        metrics_rejected(s->metrics, r->reason);
+        log_msg(LOG_INFO, MOD, "rejected (%s) on %.*s: %s",
+                reject_reason_name(r->reason),
+                (int)(e->topic_len > 200 ? 200 : e->topic_len), e->topic,
+                r->detail);
+    }
+    return SPOT_OK;
+}
+
+static int flush_batch(struct stdout_sink *s)
+{
+    if (fflush(stdout) != 0)
+        return SPOT_EIO;
+    if (s->deadletter != NULL)
+        return deadletter_sync(s->deadletter);
+    return SPOT_OK;
+}
+
+static void *run(void *arg)
+{
+    struct stdout_sink *s = arg;
+    int64_t shutdown_deadline = 0;
+    for (;;) {
+        if (atomic_load(&s->stopping) && shutdown_deadline == 0)
+            shutdown_deadline = spot_mono_ms() + SPOT_SHUTDOWN_DRAIN_MS;
+        if (shutdown_deadline && spot_mono_ms() > shutdown_deadline)
+            break;
+        struct journal_entry e;
+        int n = 0, rc = SPOT_OK;
+        struct journal_pos last = {0, 0, 0};
+        int64_t first_received = 0;
+        while (n < BATCH_MAX) {
+            rc = journal_cursor_next(s->cursor, n == 0 ? 200 : 0, &e);
+            if (rc != SPOT_OK)
+                break;
+            if (n == 0)
+                first_received = e.received_us;
+            rc = handle(s, &e);
+            if (rc != SPOT_OK)
+                break;
+            last = e.next;
+            n++;
+        }
+        if (rc == SPOT_EIO || rc == SPOT_ENOMEM || rc == SPOT_ECORRUPT) {
+            log_msg(LOG_ERROR, MOD, "stdout sink stops: %s",
+                    spot_strerror(rc));
+            metrics_sink_error(s->metrics, SINK_STDOUT);
+            break;
+        }
+        if (n > 0) {
+            if (flush_batch(s) != SPOT_OK) {
+                log_msg(LOG_ERROR, MOD, "cannot write standard output: %s",
+                        strerror(errno));
+                metrics_sink_error(s->metrics, SINK_STDOUT);
+                break;
+            }
+            journal_cursor_commit(s->cursor, last);
+            metrics_latency(s->metrics, SINK_STDOUT, first_received,
+                            spot_now_us());
+        }
+        metrics_sink_backlog(s->metrics, SINK_STDOUT,
+                             journal_cursor_backlog(s->cursor));
+        if (rc == SPOT_ESHUTDOWN || (rc == SPOT_EAGAIN && shutdown_deadline))
+            break;
+    }
+    return NULL;
+}
+
+int stdout_sink_new(struct stdout_sink **out, const char *data_dir,
+                    bool record_rejects, struct journal *journal,
+                    const struct schema_set *schemas,
+                    const struct groups *groups, struct metrics *metrics)
+{
+    struct stdout_sink *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return SPOT_ENOMEM;
+    s->journal = journal;
+    s->schemas = schemas;
+    s->metrics = metrics;
+    int rc = validator_new(&s->validator, schemas, groups);
+    if (rc == SPOT_OK)
+        rc = journal_cursor_open(journal, "stdout", &s->cursor);
+    if (rc == SPOT_OK && record_rejects)
+        rc = deadletter_open(&s->deadletter, data_dir);
+    if (rc == SPOT_OK) {
+        s->gen = yajl_gen_alloc(NULL);
+        if (s->gen == NULL)
+            rc = SPOT_ENOMEM;
+    }
+    if (rc != SPOT_OK) {
+        stdout_sink_free(s);
+        return rc;
+    }
+    *out = s;
+    return SPOT_OK;
+}
+
+int stdout_sink_start(struct stdout_sink *s)
+{
+    if (pthread_create(&s->thread, NULL, run, s) != 0)
+        return SPOT_ENOMEM;
+    s->started = 1;
+    return SPOT_OK;
+}
+
+void stdout_sink_stop(struct stdout_sink *s)
+{
+    if (s == NULL || !s->started)
+        return;
+    atomic_store(&s->stopping, 1);
+    pthread_join(s->thread, NULL);
+    s->started = 0;
+}
+
+void stdout_sink_free(struct stdout_sink *s)
+{
+    if (s == NULL)
+        return;
+    stdout_sink_stop(s);
+    journal_cursor_close(s->cursor);
+    deadletter_close(s->deadletter);
+    validator_free(s->validator);
+    if (s->gen)
+        yajl_gen_free(s->gen);
+    free(s);
+}

@@ -1,0 +1,32 @@
+/*
+ * stdout sink, active when no other sink is configured (contract §2): one
+ * JSON object per accepted message on standard output, the NGSI-v2 entity
+ * that would be sent, so spotagent alone is a live, validating viewer of a
+ * broker. Its journal cursor is "stdout". It may also be the dead-letter
+ * store (file in the data directory).
+ *
+ * new/start/stop/free from the main thread.
+ */
+#ifndef SPOT_STDOUT_SINK_H
+#define SPOT_STDOUT_SINK_H
+
+#include <stdbool.h>
+
+#include "groups.h"
+#include "journal.h"
+#include "metrics.h"
+#include "spot/schema.h"
+
+struct stdout_sink;
+
+/* data_dir: where dead letters go when record_rejects. Borrowed: journal,
+ * schemas, groups, metrics. */
+int stdout_sink_new(struct stdout_sink **out, const char *data_dir,
+                    bool record_rejects, struct journal *journal,
+                    const struct schema_set *schemas,
+                    const struct groups *groups, struct metrics *metrics);
+int stdout_sink_start(struct stdout_sink *s);
+void stdout_sink_stop(struct stdout_sink *s);
+void stdout_sink_free(struct stdout_sink *s);
+
+#endif
