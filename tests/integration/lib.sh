@@ -437,7 +437,10 @@ start_agent() {
     local conn_before sub_before
     conn_before=$(mqtt_log_count "New client connected from .* as $id_re ")
     sub_before=$(mqtt_log_count ": $id_re [0-2] ")
-    "$SPOTAGENT" "${args[@]}" "$@" >"$AGENT_STDOUT" 2>"$AGENT_STDERR" &
+    # Background jobs of a non-interactive shell ignore SIGINT; give the
+    # agent the default disposition, as from a terminal.
+    env --default-signal=INT "$SPOTAGENT" "${args[@]}" "$@" \
+        >"$AGENT_STDOUT" 2>"$AGENT_STDERR" &
     AGENT_PID=$!
     log "agent started (pid $AGENT_PID, run $AGENT_RUNS)"
     local deadline=$(($(_now_ms) + 30000))
@@ -529,4 +532,58 @@ json_valid() {
     else
         printf '%s' "$1" | jq -e . >/dev/null 2>&1
     fi
+}
+
+# --- PostgreSQL assertions over the vertical tables (contract §4) -------------
+
+VERTICAL_TABLES=(air_quality noise_level weather crowd_count crowd_event
+    device_info device_health)
+
+# _natural_key TABLE: the table's natural key columns.
+_natural_key() {
+    case $1 in
+    crowd_event) echo "apikey, device_id, time_instant, visitor_id" ;;
+    *) echo "apikey, device_id, time_instant" ;;
+    esac
+}
+
+# pg_total_rows: rows in all vertical tables together.
+pg_total_rows() {
+    local t sql=""
+    for t in "${VERTICAL_TABLES[@]}"; do
+        sql="$sql${sql:+ + }(SELECT count(*) FROM $t)"
+    done
+    psql_q "SELECT $sql"
+}
+
+# pg_total_is N / pg_total_ge N: for wait_until.
+pg_total_is() {
+    local n
+    n=$(pg_total_rows) && [ "$n" = "$1" ]
+}
+
+pg_total_ge() {
+    local n
+    n=$(pg_total_rows) && [ "$n" -ge "$1" ]
+}
+
+# assert_no_duplicates: in every vertical table, count(*) equals the
+# number of distinct natural keys.
+assert_no_duplicates() {
+    local t all distinct
+    for t in "${VERTICAL_TABLES[@]}"; do
+        all=$(pg_count "$t")
+        distinct=$(psql_q "SELECT count(*) FROM (SELECT DISTINCT $(_natural_key "$t") FROM $t) d")
+        assert_eq "$all" "$distinct" "distinct natural keys in $t"
+    done
+}
+
+# wait_total N TIMEOUT_S: waits until the vertical tables hold N rows (fails
+# on timeout, or when more than N landed), saying how many landed.
+wait_total() {
+    local n=$1 timeout=$2
+    if ! wait_until "$timeout" pg_total_ge "$n"; then
+        fail "expected $n rows within ${timeout}s, have $(pg_total_rows 2>/dev/null || echo '?')"
+    fi
+    assert_eq "$n" "$(pg_total_rows)" "rows in the vertical tables"
 }
