@@ -1,0 +1,677 @@
+/*
+ * Multi-row parameterised INSERTs for the PostgreSQL sink (see
+ * pg_batch.h). Owned by the sink thread.
+ *
+ * Storage: every value of the batch is appended to one arena (text values
+ * NUL-terminated, as libpq wants text parameters); each table keeps one
+ * slot (arena offset, length or -1 for NULL) per column per row. Pointers
+ * into the arena are made only in pg_batch_exec(), after the last append,
+ * so the arena may move while the batch fills.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "pg_batch.h"
+#include "spot/err.h"
+
+/* PostgreSQL's wire protocol counts parameters in 16 bits. */
+#define MAX_PARAMS 65535
+#define SHA256_LEN 32
+
+struct slot {
+    size_t off;
+    int len; /* -1: SQL NULL */
+};
+
+struct tbl {
+    const struct pg_table *t;
+    size_t ins[PG_MAX_COLUMNS]; /* layout columns that are inserted */
+    size_t n_ins;
+    int fmt[PG_MAX_COLUMNS]; /* 1: binary parameter */
+    struct pg_sql prefix;    /* INSERT INTO ... VALUES */
+    const char *suffix;      /* ON CONFLICT ... */
+    struct slot *slots;
+    size_t n_slots;
+    size_t cap_slots;
+};
+
+struct pg_batch {
+    const struct pg_layout *layout;
+    struct tbl tbl[PG_TABLE_COUNT];
+    char *arena;
+    size_t len;
+    size_t cap;
+    struct pg_sql sql;
+    const char **values;
+    int *lengths;
+    int *formats;
+    EVP_MD_CTX *md;
+};
+
+/* --- time ----------------------------------------------------------------- */
+
+void pg_format_time(int64_t t_us, char out[32])
+{
+    int64_t secs = t_us / 1000000;
+    int64_t us = t_us % 1000000;
+    if (us < 0) {
+        us += 1000000;
+        secs -= 1;
+    }
+    time_t tt = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm)) {
+        snprintf(out, 32, "1970-01-01T00:00:00.000000Z");
+        return;
+    }
+    char tmp[96];
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (int)us);
+    snprintf(out, 32, "%.31s", tmp);
+}
+
+/* --- life cycle ----------------------------------------------------------- */
+
+int pg_batch_new(struct pg_batch **out, const struct pg_layout *layout)
+{
+    struct pg_batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return SPOT_ENOMEM;
+    b->layout = layout;
+    for (int i = 0; i < PG_TABLE_COUNT; i++) {
+        struct tbl *t = &b->tbl[i];
+        t->t = &layout->tables[i];
+        for (size_t c = 0; c < t->t->n_cols; c++) {
+            if (t->t->cols[c].src == PG_SRC_ID)
+                continue;
+            t->fmt[t->n_ins] = t->t->cols[c].binary ? 1 : 0;
+            t->ins[t->n_ins++] = c;
+        }
+        t->suffix = i == PG_TABLE_REJECTED
+                        ? " ON CONFLICT (fingerprint) DO NOTHING"
+                        : " ON CONFLICT DO NOTHING";
+    }
+    b->values = malloc(MAX_PARAMS * sizeof *b->values);
+    b->lengths = malloc(MAX_PARAMS * sizeof *b->lengths);
+    b->formats = malloc(MAX_PARAMS * sizeof *b->formats);
+    b->md = EVP_MD_CTX_new();
+    if (!b->values || !b->lengths || !b->formats || !b->md) {
+        pg_batch_free(b);
+        return SPOT_ENOMEM;
+    }
+    *out = b;
+    return SPOT_OK;
+}
+
+void pg_batch_free(struct pg_batch *b)
+{
+    if (!b)
+        return;
+    for (int i = 0; i < PG_TABLE_COUNT; i++) {
+        pg_sql_free(&b->tbl[i].prefix);
+        free(b->tbl[i].slots);
+    }
+    free(b->arena);
+    pg_sql_free(&b->sql);
+    free(b->values);
+    free(b->lengths);
+    free(b->formats);
+    EVP_MD_CTX_free(b->md);
+    free(b);
+}
+
+int pg_batch_prepare(struct pg_batch *b, PGconn *conn, const char *schema)
+{
+    for (int i = 0; i < PG_TABLE_COUNT; i++) {
+        struct tbl *t = &b->tbl[i];
+        pg_sql_reset(&t->prefix);
+        pg_sql_add(&t->prefix, "INSERT INTO ");
+        pg_sql_qualified(&t->prefix, conn, schema, t->t->name);
+        pg_sql_add(&t->prefix, " (");
+        for (size_t c = 0; c < t->n_ins; c++) {
+            if (c)
+                pg_sql_add(&t->prefix, ", ");
+            pg_sql_ident(&t->prefix, conn, t->t->cols[t->ins[c]].name);
+        }
+        pg_sql_add(&t->prefix, ") VALUES ");
+        if (t->prefix.oom)
+            return SPOT_ENOMEM;
+    }
+    return SPOT_OK;
+}
+
+void pg_batch_reset(struct pg_batch *b)
+{
+    b->len = 0;
+    for (int i = 0; i < PG_TABLE_COUNT; i++)
+        b->tbl[i].n_slots = 0;
+}
+
+size_t pg_batch_data_rows(const struct pg_batch *b)
+{
+    size_t n = 0;
+    for (int i = 0; i < PG_TABLE_REJECTED; i++)
+        n += b->tbl[i].n_slots / b->tbl[i].n_ins;
+    return n;
+}
+
+size_t pg_batch_reject_rows(const struct pg_batch *b)
+{
+    const struct tbl *t = &b->tbl[PG_TABLE_REJECTED];
+    return t->n_slots / t->n_ins;
+}
+
+size_t pg_batch_bytes(const struct pg_batch *b)
+{
+    return b->len;
+}
+
+/* --- values --------------------------------------------------------------- */
+
+/* Reserves n bytes at the end of the arena; returns their offset, or
+ * SIZE_MAX when out of memory. */
+static size_t arena_reserve(struct pg_batch *b, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 64 * 1024;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *p = realloc(b->arena, cap);
+        if (!p)
+            return SIZE_MAX;
+        b->arena = p;
+        b->cap = cap;
+    }
+    size_t off = b->len;
+    b->len += n;
+    return off;
+}
+
+/* Makes room for one more row of table t. */
+static int row_begin(struct pg_batch *b, struct tbl *t)
+{
+    (void)b;
+    if (t->n_slots + t->n_ins > t->cap_slots) {
+        size_t cap = t->cap_slots ? t->cap_slots * 2 : t->n_ins * 64;
+        while (cap < t->n_slots + t->n_ins)
+            cap *= 2;
+        struct slot *p = realloc(t->slots, cap * sizeof *p);
+        if (!p)
+            return SPOT_ENOMEM;
+        t->slots = p;
+        t->cap_slots = cap;
+    }
+    return SPOT_OK;
+}
+
+static void put_null(struct tbl *t)
+{
+    t->slots[t->n_slots].off = 0;
+    t->slots[t->n_slots].len = -1;
+    t->n_slots++;
+}
+
+/* Copies n bytes plus a NUL. */
+static int put_bytes(struct pg_batch *b, struct tbl *t, const void *s, size_t n)
+{
+    if (n > INT_MAX - 1)
+        return SPOT_ETOOBIG;
+    size_t off = arena_reserve(b, n + 1);
+    if (off == SIZE_MAX)
+        return SPOT_ENOMEM;
+    if (n)
+        memcpy(b->arena + off, s, n);
+    b->arena[off + n] = '\0';
+    t->slots[t->n_slots].off = off;
+    t->slots[t->n_slots].len = (int)n;
+    t->n_slots++;
+    return SPOT_OK;
+}
+
+static int put_str(struct pg_batch *b, struct tbl *t, const char *s)
+{
+    if (!s) {
+        put_null(t);
+        return SPOT_OK;
+    }
+    return put_bytes(b, t, s, strlen(s));
+}
+
+static int put_time(struct pg_batch *b, struct tbl *t, int64_t us)
+{
+    char buf[32];
+    pg_format_time(us, buf);
+    return put_str(b, t, buf);
+}
+
+static int put_int(struct pg_batch *b, struct tbl *t, long long v)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%lld", v);
+    return put_bytes(b, t, buf, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid.
+ * NUL is invalid here: PostgreSQL text cannot hold it. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c == 0)
+        return 0;
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F; /* > U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++) {
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    }
+    return len;
+}
+
+/* Copies s as valid UTF-8 text: each byte that does not start a valid
+ * sequence (and each NUL) becomes U+FFFD. */
+static int put_text_sanitized(struct pg_batch *b, struct tbl *t, const char *s,
+                              size_t n)
+{
+    if (!s) {
+        put_null(t);
+        return SPOT_OK;
+    }
+    if (n > (INT_MAX - 1) / 3)
+        return SPOT_ETOOBIG;
+    size_t off = arena_reserve(b, 3 * n + 1);
+    if (off == SIZE_MAX)
+        return SPOT_ENOMEM;
+    const unsigned char *p = (const unsigned char *)s;
+    char *o = b->arena + off;
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_seq(p + i, n - i);
+        if (len == 0) {
+            o[k++] = (char)0xEF;
+            o[k++] = (char)0xBF;
+            o[k++] = (char)0xBD;
+            i++;
+        } else {
+            memcpy(o + k, p + i, len);
+            k += len;
+            i += len;
+        }
+    }
+    o[k] = '\0';
+    b->len = off + k + 1; /* give back what the worst case reserved */
+    t->slots[t->n_slots].off = off;
+    t->slots[t->n_slots].len = (int)k;
+    t->n_slots++;
+    return SPOT_OK;
+}
+
+/* True when the JSON text holds the escape \u0000, which jsonb refuses. */
+static bool json_has_nul_escape(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
+            return true;
+        i++; /* skip the escaped character, e.g. the second of "\\" */
+    }
+    return false;
+}
+
+/* Why a value cannot be stored, written into why; or false. */
+static bool value_unstorable(const struct pg_column *c, const struct value *v,
+                             const char *field, char *why, size_t whylen)
+{
+    bool integer_col = strcmp(c->type, "integer") == 0;
+    switch (v->kind) {
+    case VALUE_INTEGER:
+        if (integer_col && (v->integer < INT_MIN || v->integer > INT_MAX)) {
+            snprintf(why, whylen,
+                     "field %s: %lld is outside PostgreSQL integer", field,
+                     v->integer);
+            return true;
+        }
+        return false;
+    case VALUE_NUMBER:
+        if (integer_col && (v->number != floor(v->number) ||
+                            v->number < INT_MIN || v->number > INT_MAX)) {
+            snprintf(why, whylen, "field %s: %g is not a PostgreSQL integer",
+                     field, v->number);
+            return true;
+        }
+        return false;
+    case VALUE_TEXT:
+    case VALUE_TIME:
+        if (v->text && memchr(v->text, '\0', v->text_len)) {
+            snprintf(why, whylen,
+                     "field %s: text holds a NUL character, which "
+                     "PostgreSQL cannot store",
+                     field);
+            return true;
+        }
+        return false;
+    default:
+        return false;
+    }
+}
+
+static int put_value(struct pg_batch *b, struct tbl *t,
+                     const struct pg_column *c, const struct value *v)
+{
+    switch (v->kind) {
+    case VALUE_ABSENT:
+    case VALUE_NULL:
+        put_null(t);
+        return SPOT_OK;
+    case VALUE_INTEGER:
+        return put_int(b, t, v->integer);
+    case VALUE_NUMBER:
+        if (strcmp(c->type, "integer") == 0)
+            return put_int(b, t, (long long)v->number);
+        if (v->text)
+            return put_bytes(b, t, v->text,
+                             v->text_len ? v->text_len : strlen(v->text));
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%.17g", v->number);
+        return put_bytes(b, t, buf, (size_t)n);
+    case VALUE_BOOL:
+        return put_str(b, t, v->boolean ? "true" : "false");
+    case VALUE_TEXT:
+    case VALUE_TIME:
+        if (!v->text) {
+            put_null(t);
+            return SPOT_OK;
+        }
+        return put_bytes(b, t, v->text,
+                         v->text_len ? v->text_len : strlen(v->text));
+    }
+    put_null(t);
+    return SPOT_OK;
+}
+
+/* SHA-256 of the topic's length (8 bytes, big endian), topic and payload:
+ * the same message redelivered gets the same fingerprint. */
+static int fingerprint(struct pg_batch *b, const char *topic, size_t topic_len,
+                       const unsigned char *payload, size_t payload_len,
+                       unsigned char out[SHA256_LEN])
+{
+    unsigned char lenbuf[8];
+    uint64_t tl = topic_len;
+    for (int i = 7; i >= 0; i--) {
+        lenbuf[i] = (unsigned char)(tl & 0xff);
+        tl >>= 8;
+    }
+    unsigned int outlen = 0;
+    if (EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(b->md, lenbuf, sizeof lenbuf) != 1 ||
+        (topic_len && EVP_DigestUpdate(b->md, topic, topic_len) != 1) ||
+        (payload_len && EVP_DigestUpdate(b->md, payload, payload_len) != 1) ||
+        EVP_DigestFinal_ex(b->md, out, &outlen) != 1 || outlen != SHA256_LEN)
+        return SPOT_ENOMEM;
+    return SPOT_OK;
+}
+
+int pg_batch_add_reject(struct pg_batch *b, const char *topic, size_t topic_len,
+                        const unsigned char *payload, size_t payload_len,
+                        int64_t received_us, enum reject_reason reason,
+                        const char *detail)
+{
+    struct tbl *t = &b->tbl[PG_TABLE_REJECTED];
+    size_t save_len = b->len, save_slots = t->n_slots;
+    unsigned char fp[SHA256_LEN];
+    int rc = row_begin(b, t);
+    if (rc != SPOT_OK)
+        return rc;
+    rc = fingerprint(b, topic, topic_len, payload, payload_len, fp);
+    for (size_t i = 0; rc == SPOT_OK && i < t->n_ins; i++) {
+        const struct pg_column *c = &t->t->cols[t->ins[i]];
+        switch (c->src) {
+        case PG_SRC_RECEIVED_AT:
+            rc = put_time(b, t, received_us);
+            break;
+        case PG_SRC_TOPIC:
+            rc = put_text_sanitized(b, t, topic, topic_len);
+            break;
+        case PG_SRC_PAYLOAD:
+            rc = put_bytes(b, t, payload ? (const void *)payload : "",
+                           payload_len);
+            break;
+        case PG_SRC_REASON:
+            rc = put_str(b, t, reject_reason_name(reason));
+            break;
+        case PG_SRC_DETAIL:
+            rc = put_text_sanitized(b, t, detail, detail ? strlen(detail) : 0);
+            break;
+        case PG_SRC_FINGERPRINT:
+            rc = put_bytes(b, t, fp, sizeof fp);
+            break;
+        default:
+            put_null(t);
+            break;
+        }
+    }
+    if (rc != SPOT_OK) {
+        b->len = save_len;
+        t->n_slots = save_slots;
+    }
+    return rc == SPOT_ETOOBIG ? SPOT_ENOMEM : rc;
+}
+
+/* Adds the row of r to its table. Returns SPOT_OK, SPOT_ENOMEM, or
+ * SPOT_EINVAL with why filled when PostgreSQL could not store a value
+ * (nothing added then). */
+static int add_row(struct pg_batch *b, const struct record *r, char *why,
+                   size_t whylen)
+{
+    int ti = r->schema ? (int)r->vertical : PG_TABLE_GENERIC;
+    if (ti < 0 || ti >= PG_TABLE_REJECTED) {
+        snprintf(why, whylen, "no table for vertical %d", (int)r->vertical);
+        return SPOT_EINVAL;
+    }
+    struct tbl *t = &b->tbl[ti];
+    size_t save_len = b->len, save_slots = t->n_slots;
+    int rc = row_begin(b, t);
+    if (rc != SPOT_OK)
+        return rc;
+    const struct group *g = r->group;
+    const char *service = g ? g->service : NULL;
+    const char *path = g ? g->service_path : NULL;
+    if (!path && service)
+        path = "/";
+    size_t extra_len = r->extra_json && r->extra_len == 0
+                           ? strlen(r->extra_json)
+                           : r->extra_len;
+
+    for (size_t i = 0; rc == SPOT_OK && i < t->n_ins; i++) {
+        const struct pg_column *c = &t->t->cols[t->ins[i]];
+        switch (c->src) {
+        case PG_SRC_APIKEY:
+            rc = put_str(b, t, r->apikey);
+            break;
+        case PG_SRC_DEVICE_ID:
+            rc = put_str(b, t, r->device_id);
+            break;
+        case PG_SRC_SERVICE:
+            rc = put_str(b, t, service);
+            break;
+        case PG_SRC_SERVICE_PATH:
+            rc = put_str(b, t, path);
+            break;
+        case PG_SRC_TIME_INSTANT:
+            rc = put_str(b, t, r->time_instant_text);
+            break;
+        case PG_SRC_RECEIVED_AT:
+            rc = put_time(b, t, r->received_us);
+            break;
+        case PG_SRC_FIELD: {
+            const struct value *v = &r->values[c->field];
+            const char *fname = r->schema->fields[c->field].name;
+            if (value_unstorable(c, v, fname, why, whylen))
+                rc = SPOT_EINVAL;
+            else
+                rc = put_value(b, t, c, v);
+            break;
+        }
+        case PG_SRC_EXTRA:
+        case PG_SRC_ATTRS:
+            if (!r->extra_json) {
+                put_null(t);
+            } else if (json_has_nul_escape(r->extra_json, extra_len)) {
+                snprintf(why, whylen,
+                         "a field holds \\u0000, which PostgreSQL jsonb "
+                         "cannot store");
+                rc = SPOT_EINVAL;
+            } else {
+                rc = put_bytes(b, t, r->extra_json, extra_len);
+            }
+            break;
+        default:
+            put_null(t);
+            break;
+        }
+    }
+    if (rc == SPOT_ETOOBIG) {
+        snprintf(why, whylen, "value too large for one parameter");
+        rc = SPOT_EINVAL;
+    }
+    if (rc != SPOT_OK) {
+        b->len = save_len;
+        t->n_slots = save_slots;
+    }
+    return rc;
+}
+
+int pg_batch_add_record(struct pg_batch *b, const struct record *r,
+                        const char *topic, size_t topic_len,
+                        const unsigned char *payload, size_t payload_len,
+                        bool record_rejects, struct pg_add_result *res)
+{
+    int rc = SPOT_OK;
+    memset(res, 0, sizeof *res);
+    res->reason = REJECT_NONE;
+    if (r->reason == REJECT_NONE || r->reason == REJECT_RANGE) {
+        char why[SPOT_MAX_DETAIL_LEN];
+        why[0] = '\0';
+        rc = add_row(b, r, why, sizeof why);
+        if (rc == SPOT_EINVAL) {
+            rc = pg_batch_add_reject(b, topic, topic_len, payload, payload_len,
+                                     r->received_us, REJECT_SCHEMA, why);
+            if (rc == SPOT_OK) {
+                res->rejected = true;
+                res->reason = REJECT_SCHEMA;
+            }
+            return rc;
+        }
+        if (rc != SPOT_OK)
+            return rc;
+        res->row = true;
+        if (r->reason == REJECT_NONE || !record_rejects)
+            return SPOT_OK;
+    } else if (!record_rejects) {
+        return SPOT_OK;
+    }
+    rc = pg_batch_add_reject(b, topic, topic_len, payload, payload_len,
+                             r->received_us, r->reason, r->detail);
+    if (rc == SPOT_OK) {
+        res->rejected = true;
+        res->reason = r->reason;
+    }
+    return rc;
+}
+
+/* --- sending -------------------------------------------------------------- */
+
+static void build_sql(struct pg_batch *b, const struct tbl *t, size_t rows)
+{
+    pg_sql_reset(&b->sql);
+    pg_sql_addn(&b->sql, t->prefix.s, t->prefix.len);
+    unsigned p = 1;
+    for (size_t r = 0; r < rows; r++) {
+        pg_sql_add(&b->sql, r ? ",(" : "(");
+        for (size_t c = 0; c < t->n_ins; c++) {
+            if (c)
+                pg_sql_add(&b->sql, ",");
+            pg_sql_param(&b->sql, p++);
+        }
+        pg_sql_add(&b->sql, ")");
+    }
+    pg_sql_add(&b->sql, t->suffix);
+}
+
+static int exec_table(struct pg_batch *b, PGconn *conn, struct tbl *t,
+                      char *err, size_t errlen)
+{
+    size_t rows = t->n_slots / t->n_ins;
+    size_t per_stmt = MAX_PARAMS / t->n_ins;
+    size_t done = 0;
+    while (done < rows) {
+        size_t n = rows - done < per_stmt ? rows - done : per_stmt;
+        build_sql(b, t, n);
+        if (b->sql.oom) {
+            snprintf(err, errlen, "out of memory building SQL");
+            return SPOT_EAGAIN;
+        }
+        const struct slot *s = t->slots + done * t->n_ins;
+        size_t np = n * t->n_ins;
+        for (size_t i = 0; i < np; i++) {
+            b->values[i] = s[i].len < 0 ? NULL : b->arena + s[i].off;
+            b->lengths[i] = s[i].len < 0 ? 0 : s[i].len;
+            b->formats[i] = t->fmt[i % t->n_ins];
+        }
+        PGresult *res = PQexecParams(conn, b->sql.s, (int)np, NULL, b->values,
+                                     b->lengths, b->formats, 0);
+        int rc = pg_result_check(conn, res, PGRES_COMMAND_OK, err, errlen);
+        PQclear(res);
+        if (rc != SPOT_OK) {
+            size_t used = strlen(err);
+            if (used + 1 < errlen)
+                snprintf(err + used, errlen - used, " (table %s)", t->t->name);
+            return rc;
+        }
+        done += n;
+    }
+    return SPOT_OK;
+}
+
+int pg_batch_exec(struct pg_batch *b, PGconn *conn, char *err, size_t errlen)
+{
+    for (int i = 0; i < PG_TABLE_COUNT; i++) {
+        struct tbl *t = &b->tbl[i];
+        if (t->n_slots == 0)
+            continue;
+        int rc = exec_table(b, conn, t, err, errlen);
+        if (rc != SPOT_OK)
+            return rc;
+    }
+    return SPOT_OK;
+}

@@ -1,0 +1,86 @@
+/*
+ * Builds the rows of one PostgreSQL transaction from validated records and
+ * sends them as multi-row parameterised INSERTs (one or a few per table):
+ *   INSERT INTO "schema"."table" ("c1", ...) VALUES ($1, ...), (...)
+ *   ON CONFLICT DO NOTHING
+ * Values never enter the SQL text; payload and fingerprint go as binary
+ * parameters. Every value is copied into one arena owned by the batch at
+ * once (records are borrowed only until the next validator_run()), and the
+ * arena, slots and parameter arrays are reused from batch to batch: no
+ * allocation per row once warm.
+ *
+ * A struct pg_batch belongs to one thread (the PostgreSQL sink's).
+ */
+#ifndef SPOT_PG_BATCH_H
+#define SPOT_PG_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "pg_schema.h"
+#include "validate.h"
+
+/* Bytes of values one batch may hold before the sink sends it early (a
+ * batch of SPOT_PG_BATCH_ROWS maximal payloads would be 32 MiB). */
+#define PG_BATCH_MAX_BYTES (8u * 1024u * 1024u)
+
+struct pg_batch;
+
+/* layout is borrowed and must outlive the batch. Returns SPOT_OK or
+ * SPOT_ENOMEM. */
+int pg_batch_new(struct pg_batch **out, const struct pg_layout *layout);
+void pg_batch_free(struct pg_batch *b);
+
+/* Builds the statement prefixes with conn's identifier quoting for the
+ * tables of schema (copied). Call after each (re)connection. Returns
+ * SPOT_OK or SPOT_ENOMEM. */
+int pg_batch_prepare(struct pg_batch *b, PGconn *conn, const char *schema);
+
+/* Empties the batch (keeps its buffers). */
+void pg_batch_reset(struct pg_batch *b);
+
+/* What pg_batch_add_record() did with a record. */
+struct pg_add_result {
+    bool row;      /* a row was added to its vertical or generic table */
+    bool rejected; /* a rejected_message row was added */
+    enum reject_reason reason; /* of that rejected_message row */
+};
+
+/* Adds the record (borrowed; copied) of the message topic/payload:
+ * REJECT_NONE gives a row, REJECT_RANGE a row and a rejected_message row,
+ * any other reason a rejected_message row only. Rejected_message rows for
+ * the validator's reasons are added only when record_rejects. A value
+ * PostgreSQL could not store (a NUL character in text, \u0000 in a JSON
+ * string, an integer column out of range) turns the message into a
+ * rejected_message row with reason "schema" whatever record_rejects.
+ * Returns SPOT_OK or SPOT_ENOMEM. */
+int pg_batch_add_record(struct pg_batch *b, const struct record *r,
+                        const char *topic, size_t topic_len,
+                        const unsigned char *payload, size_t payload_len,
+                        bool record_rejects, struct pg_add_result *res);
+
+/* Adds one rejected_message row (everything copied; topic and detail made
+ * valid UTF-8). Returns SPOT_OK or SPOT_ENOMEM. */
+int pg_batch_add_reject(struct pg_batch *b, const char *topic, size_t topic_len,
+                        const unsigned char *payload, size_t payload_len,
+                        int64_t received_us, enum reject_reason reason,
+                        const char *detail);
+
+/* Rows in the vertical and generic tables; rows in rejected_message; bytes
+ * held. */
+size_t pg_batch_data_rows(const struct pg_batch *b);
+size_t pg_batch_reject_rows(const struct pg_batch *b);
+size_t pg_batch_bytes(const struct pg_batch *b);
+
+/* Sends the INSERTs, inside the caller's transaction. Returns SPOT_OK,
+ * SPOT_EPEER (PostgreSQL refused a row; connection fine) or SPOT_EAGAIN,
+ * with "SQLSTATE: message (table)" in err (see pg_result_check). */
+int pg_batch_exec(struct pg_batch *b, PGconn *conn, char *err, size_t errlen);
+
+/* Writes t_us as "YYYY-MM-DDThh:mm:ss.ffffffZ" (UTC). */
+void pg_format_time(int64_t t_us, char out[32]);
+
+#endif
