@@ -783,9 +783,9 @@ static uint32_t hash_key(const char *s, size_t len)
 
 static const struct vertical_data *data_of(const struct schema_vertical *sv)
 {
-    const char *p = (const char *)sv->fields;
-    return (const struct vertical_data
-                *)(const void *)(p - offsetof(struct vertical_data, fields));
+    const size_t off = offsetof(struct vertical_data, fields);
+    const void *p = (const char *)sv->fields - off;
+    return p;
 }
 
 static int lookup(const struct vertical_data *vd, const char *key, size_t len)
@@ -948,9 +948,8 @@ static int parse_vertical(struct ctx *c, yajl_val root, const bool *seen,
 
     if (!YAJL_IS_OBJECT(root))
         return fail(c, "the top level must be an object");
-    if ((rc = check_keys(c, root, keys, sizeof keys / sizeof keys[0])) !=
-            SPOT_OK ||
-        (rc = get_string(c, root, "code", true, false, &code)) != SPOT_OK)
+    /* the code first, so that later messages can name the vertical */
+    if ((rc = get_string(c, root, "code", true, false, &code)) != SPOT_OK)
         return rc;
     if (vertical_from_code(code, strlen(code), v) != SPOT_OK ||
         strcmp(code, vertical_code(*v)) != 0)
@@ -964,6 +963,9 @@ static int parse_vertical(struct ctx *c, yajl_val root, const bool *seen,
     }
     if (seen[*v])
         return fail(c, "vertical %s is defined twice", code);
+    if ((rc = check_keys(c, root, keys, sizeof keys / sizeof keys[0])) !=
+        SPOT_OK)
+        return rc;
 
     struct schema_vertical *sv = &c->set->verticals[*v];
     sv->vertical = *v;
