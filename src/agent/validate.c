@@ -208,8 +208,12 @@ void validate_format_time(int64_t t_us, char out[32])
     }
     int y, m, d;
     civil_from_days(days, &y, &m, &d);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", y, m, d,
+    /* years beyond 9999 cannot come from validate_parse_time; a wider
+     * scratch buffer keeps the compiler's truncation check quiet */
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", y, m, d,
              (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), us);
+    snprintf(out, 32, "%.31s", tmp);
 }
 
 /* --- duplicate keys ------------------------------------------------------ */
