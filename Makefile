@@ -7,6 +7,9 @@ CC       ?= cc
 BUILD    ?= build
 ASAN_DIR := $(BUILD)/asan
 
+VERSION  := 0.1.0
+GIT_REV  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
 WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wformat=2 -Wundef -Wcast-qual \
         -Wwrite-strings -Wpointer-arith -Wvla -Wimplicit-fallthrough \
@@ -16,10 +19,7 @@ CPPFLAGS_BASE := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Isrc/age
 OPT      ?= -O2 -g
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
-LIBS     := -lpaho-mqtt3as -lyajl -lpq -lz -lpthread -lm
-
-VERSION  := 0.1.0
-GIT_REV  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LIBS     := -lpaho-mqtt3as -lyajl -lpq -lcrypto -lz -lpthread -lm
 
 COMMON_SRC := $(wildcard src/common/*.c)
 AGENT_SRC  := $(filter-out src/agent/main.c,$(wildcard src/agent/*.c))
