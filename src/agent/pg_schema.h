@@ -19,7 +19,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Debian keeps libpq-fe.h in /usr/include/postgresql (pkg-config --cflags
+ * libpq); find it there too when the build does not add that path. */
+#if defined(__has_include)
+#if __has_include(<libpq-fe.h>)
 #include <libpq-fe.h>
+#else
+#include <postgresql/libpq-fe.h>
+#endif
+#else
+#include <libpq-fe.h>
+#endif
 
 #include "spot/limits.h"
 #include "spot/schema.h"

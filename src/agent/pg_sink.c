@@ -29,8 +29,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "pg_batch.h"
 #include "pg_schema.h"
 #include "pg_sink.h"
