@@ -192,6 +192,14 @@ int validate_parse_time(const char *s, size_t len, int64_t *out_us)
     return SPOT_OK;
 }
 
+static void put_digits(char *p, long long x, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + x % 10);
+        x /= 10;
+    }
+}
+
 void validate_format_time(int64_t t_us, char out[32])
 {
     long long secs = t_us / 1000000;
@@ -208,12 +216,15 @@ void validate_format_time(int64_t t_us, char out[32])
     }
     int y, m, d;
     civil_from_days(days, &y, &m, &d);
-    /* years beyond 9999 cannot come from validate_parse_time; a wider
-     * scratch buffer keeps the compiler's truncation check quiet */
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", y, m, d,
-             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), us);
-    snprintf(out, 32, "%.31s", tmp);
+    /* hand-formatted: this runs for every message */
+    memcpy(out, "0000-00-00T00:00:00.000000Z", 28);
+    put_digits(out, y < 0 ? 0 : y % 10000, 4);
+    put_digits(out + 5, m, 2);
+    put_digits(out + 8, d, 2);
+    put_digits(out + 11, rem / 3600, 2);
+    put_digits(out + 14, rem / 60 % 60, 2);
+    put_digits(out + 17, rem % 60, 2);
+    put_digits(out + 20, us, 6);
 }
 
 /* --- duplicate keys ------------------------------------------------------ */
@@ -410,6 +421,64 @@ static int on_boolean(void *ctx, int b)
     return 1;
 }
 
+/* Clinger's fast path: a decimal of at most 15 significant digits and a
+ * power of ten up to 22 converts exactly with one division. Up to 19
+ * digits (devices print floats with 17) the result is within 2 ulp, which
+ * is all range checks need: sinks store the number's text as sent, never
+ * this value. Returns 0 when the text needs strtod. */
+/* True when the number text is a zero ("0", "-0.00", "0e5"): strtod's
+ * ERANGE on a zero result means underflow only for non-zero texts. */
+static int is_zero_text(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == 'e' || s[i] == 'E')
+            return 1;
+        if (s[i] >= '1' && s[i] <= '9')
+            return 0;
+    }
+    return 1;
+}
+
+static int fast_strtod(const char *s, size_t len, double *out)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
+                                   1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+                                   1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    int neg = 0;
+    if (i < len && s[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    unsigned long long mant = 0;
+    int ndig = 0, frac = 0, dot = 0;
+    for (; i < len; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            if (mant == 0 && c == '0') {
+                if (dot)
+                    frac++;
+                continue; /* leading zeros are not significant */
+            }
+            if (++ndig > 19)
+                return 0;
+            mant = mant * 10 + (unsigned)(c - '0');
+            if (dot)
+                frac++;
+        } else if (c == '.' && !dot) {
+            dot = 1;
+        } else {
+            return 0; /* exponent: leave it to strtod */
+        }
+    }
+    if (frac > 22)
+        return 0;
+    double x = (double)mant / pow10[frac];
+    *out = neg ? -x : x;
+    return 1;
+}
+
 static int on_number(void *ctx, const char *s, size_t len)
 {
     struct validator *v = ctx;
@@ -417,7 +486,9 @@ static int on_number(void *ctx, const char *s, size_t len)
         return 0;
     char buf[64];
     double x;
-    if (len >= sizeof buf) {
+    if (fast_strtod(s, len, &x)) {
+        /* exact, no errno involved */
+    } else if (len >= sizeof buf) {
         /* Longer than any double needs: parse a copy from the arena. */
         char *copy = arena_copy(v, s, len);
         if (copy == NULL)
@@ -430,7 +501,8 @@ static int on_number(void *ctx, const char *s, size_t len)
         errno = 0;
         x = strtod(buf, NULL);
     }
-    if (errno == ERANGE || !isfinite(x))
+    if ((errno == ERANGE && x != 0.0) || !isfinite(x) ||
+        (errno == ERANGE && x == 0.0 && !is_zero_text(s, len)))
         return stop(v, REJECT_JSON, "number out of the range of a double");
 
     if (v->skipping) {
@@ -615,40 +687,49 @@ static int on_end_array(void *ctx)
     return close_container(ctx, 0);
 }
 
+static int duplicate_key(struct validator *v, const unsigned char *key,
+                         size_t len)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(len < 40 ? len : 40), key);
+    snprintf(v->detail, sizeof v->detail, "duplicate key \"%s\"", name);
+    v->stop_reason = REJECT_JSON;
+    return 0;
+}
+
 static int on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     struct validator *v = ctx;
     if (memchr(key, '\0', len) != NULL)
         return stop(v, REJECT_JSON, "object key contains U+0000");
+    int idx = -1;
+    if (v->extra_depth == 0 && v->sv != NULL)
+        idx = schema_field_index(v->sv, (const char *)key, len);
+    if (idx >= 0) {
+        /* a schema field: its seen bit detects duplicates and aliases */
+        if (v->seen & (1ull << idx)) {
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(len < 40 ? len : 40),
+                     key);
+            snprintf(v->detail, sizeof v->detail,
+                     "duplicate key \"%s\": field \"%s\" given twice", name,
+                     v->sv->fields[idx].name);
+            v->stop_reason = REJECT_JSON;
+            return 0;
+        }
+        v->field = idx;
+        return 1;
+    }
     int saved = v->depth;
     v->depth += v->extra_depth; /* duplicate scope = nesting level */
     int dup = key_seen(v, key, len);
     v->depth = saved;
     if (dup < 0)
         return stop(v, REJECT_JSON, "too many object keys");
-    if (dup > 0) {
-        char name[64];
-        snprintf(name, sizeof name, "%.*s", (int)(len < 40 ? len : 40), key);
-        snprintf(v->detail, sizeof v->detail, "duplicate key \"%s\"", name);
-        v->stop_reason = REJECT_JSON;
-        return 0;
-    }
+    if (dup > 0)
+        return duplicate_key(v, key, len);
     if (v->extra_depth > 0)
         return v->skipping || gen_ok(v, yajl_gen_string(v->extra, key, len));
-
-    int idx = v->sv ? schema_field_index(v->sv, (const char *)key, len) : -1;
-    if (idx >= 0 && (v->seen & (1ull << idx))) {
-        /* the same field under its name and an alias */
-        snprintf(v->detail, sizeof v->detail,
-                 "field \"%s\" given twice (name and alias)",
-                 v->sv->fields[idx].name);
-        v->stop_reason = REJECT_JSON;
-        return 0;
-    }
-    if (idx >= 0) {
-        v->field = idx;
-        return 1;
-    }
     v->field = FIELD_EXTRA;
     if (!v->extra_open) {
         if (!gen_ok(v, yajl_gen_map_open(v->extra)))

@@ -39,7 +39,8 @@ const char *reject_reason_name(enum reject_reason r);
 enum value_kind {
     VALUE_ABSENT,  /* field not in the message: hardware not fitted */
     VALUE_NULL,    /* JSON null, or a value outside its range (see below) */
-    VALUE_NUMBER,  /* number: .number and .text (the JSON text as sent) */
+    VALUE_NUMBER,  /* number: .text (the JSON text as sent, exact) and
+                      .number (within 2 ulp of it) */
     VALUE_INTEGER, /* integral number: .integer (and .number, .text) */
     VALUE_TEXT,    /* string, unescaped: .text/.text_len (NUL-terminated) */
     VALUE_BOOL,    /* "true"/"false" text: .boolean */

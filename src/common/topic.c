@@ -4,6 +4,7 @@
  *   /{apikey}/{device}/attrs                (generic device)
  * Pure functions over borrowed bytes: any thread.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,17 +21,25 @@ static void set_why(char *why, size_t whylen, const char *msg)
         snprintf(why, whylen, "%s", msg);
 }
 
+/* 1 for the bytes an id may hold: printable ASCII except the characters
+ * NGSI forbids and the MQTT wildcards. Built on first use. */
+static unsigned char legal[256];
+static pthread_once_t legal_once = PTHREAD_ONCE_INIT;
+
+static void legal_init(void)
+{
+    for (int c = 0x21; c <= 0x7e; c++)
+        legal[c] = strchr("<>\"'=;()&?/#%+", c) == NULL;
+}
+
 int topic_id_is_legal(const char *s, size_t len)
 {
     if (len == 0 || len > SPOT_MAX_ID_LEN)
         return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x21 || c > 0x7e)
+    pthread_once(&legal_once, legal_init);
+    for (size_t i = 0; i < len; i++)
+        if (!legal[(unsigned char)s[i]])
             return 0;
-        if (strchr("<>\"'=;()&?/#%+", c) != NULL)
-            return 0;
-    }
     return 1;
 }
 
