@@ -7,6 +7,14 @@
  * slot (arena offset, length or -1 for NULL) per column per row. Pointers
  * into the arena are made only in pg_batch_exec(), after the last append,
  * so the arena may move while the batch fills.
+ *
+ * Statements: parsing and planning a 500-row VALUES list costs PostgreSQL
+ * as much as inserting the rows, so each table's rows go out by prepared
+ * statements of a few fixed row counts (SPOT_PG_BATCH_ROWS and the powers
+ * of two below it, largest first: a full batch is one statement, any other
+ * count at most ten), prepared on first use on each connection. If the
+ * server loses them (SQLSTATE 26000: a transaction-mode pooler), the batch
+ * falls back to one-off PQexecParams statements for good.
  */
 #include <limits.h>
 #include <math.h>
@@ -17,10 +25,15 @@
 
 #include "pg_batch.h"
 #include "spot/err.h"
+#include "spot/limits.h"
+#include "spot/log.h"
 
 /* PostgreSQL's wire protocol counts parameters in 16 bits. */
 #define MAX_PARAMS 65535
 #define SHA256_LEN 32
+/* Row counts that get a prepared statement: SPOT_PG_BATCH_ROWS and the
+ * powers of two below it. */
+#define MAX_SIZES 24
 
 struct slot {
     size_t off;
@@ -31,9 +44,10 @@ struct tbl {
     const struct pg_table *t;
     size_t ins[PG_MAX_COLUMNS]; /* layout columns that are inserted */
     size_t n_ins;
-    int fmt[PG_MAX_COLUMNS]; /* 1: binary parameter */
-    struct pg_sql prefix;    /* INSERT INTO ... VALUES */
-    const char *suffix;      /* ON CONFLICT ... */
+    int fmt[PG_MAX_COLUMNS];  /* 1: binary parameter */
+    struct pg_sql prefix;     /* INSERT INTO ... VALUES */
+    const char *suffix;       /* ON CONFLICT ... */
+    bool prepared[MAX_SIZES]; /* on the current connection */
     struct slot *slots;
     size_t n_slots;
     size_t cap_slots;
@@ -41,6 +55,9 @@ struct tbl {
 
 struct pg_batch {
     const struct pg_layout *layout;
+    size_t sizes[MAX_SIZES]; /* descending; sizes[n_sizes - 1] == 1 */
+    size_t n_sizes;
+    bool use_prepared; /* false once the server lost a named statement */
     struct tbl tbl[PG_TABLE_COUNT];
     char *arena;
     size_t len;
@@ -82,6 +99,15 @@ int pg_batch_new(struct pg_batch **out, const struct pg_layout *layout)
     if (!b)
         return SPOT_ENOMEM;
     b->layout = layout;
+    b->use_prepared = true;
+    b->sizes[b->n_sizes++] = SPOT_PG_BATCH_ROWS;
+    size_t p2 = 1;
+    while (p2 * 2 < SPOT_PG_BATCH_ROWS)
+        p2 *= 2;
+    for (; p2 >= 1 && b->n_sizes < MAX_SIZES; p2 /= 2) {
+        if (p2 < b->sizes[b->n_sizes - 1])
+            b->sizes[b->n_sizes++] = p2;
+    }
     for (int i = 0; i < PG_TABLE_COUNT; i++) {
         struct tbl *t = &b->tbl[i];
         t->t = &layout->tables[i];
@@ -126,6 +152,7 @@ int pg_batch_prepare(struct pg_batch *b, PGconn *conn, const char *schema)
 {
     for (int i = 0; i < PG_TABLE_COUNT; i++) {
         struct tbl *t = &b->tbl[i];
+        memset(t->prepared, 0, sizeof t->prepared);
         pg_sql_reset(&t->prefix);
         pg_sql_add(&t->prefix, "INSERT INTO ");
         pg_sql_qualified(&t->prefix, conn, schema, t->t->name);
@@ -743,19 +770,57 @@ static void build_sql(struct pg_batch *b, const struct tbl *t, size_t rows)
     pg_sql_add(&b->sql, t->suffix);
 }
 
+/* Index of the largest prepared size that fits in left rows and in the
+ * parameter limit. */
+static size_t pick_size(const struct pg_batch *b, size_t left, size_t cap)
+{
+    for (size_t k = 0; k < b->n_sizes; k++) {
+        if (b->sizes[k] <= left && b->sizes[k] <= cap)
+            return k;
+    }
+    return b->n_sizes - 1;
+}
+
+/* Sends n rows of t from slot s, by the prepared statement of size index
+ * k (prepared on first use on this connection) or, when the server does
+ * not keep named statements, as a one-off statement. */
+static PGresult *send_rows(struct pg_batch *b, PGconn *conn, struct tbl *t,
+                           size_t k, size_t n, int np, char *err, size_t errlen)
+{
+    if (!b->use_prepared) {
+        build_sql(b, t, n);
+        if (b->sql.oom)
+            return NULL;
+        return PQexecParams(conn, b->sql.s, np, NULL, b->values, b->lengths,
+                            b->formats, 0);
+    }
+    char name[48];
+    snprintf(name, sizeof name, "spot_ins_%d_%zu", (int)(t - b->tbl), n);
+    if (!t->prepared[k]) {
+        build_sql(b, t, n);
+        if (b->sql.oom)
+            return NULL;
+        PGresult *res = PQprepare(conn, name, b->sql.s, 0, NULL);
+        int rc = pg_result_check(conn, res, PGRES_COMMAND_OK, err, errlen);
+        PQclear(res);
+        if (rc != SPOT_OK)
+            return NULL;
+        t->prepared[k] = true;
+    }
+    return PQexecPrepared(conn, name, np, b->values, b->lengths, b->formats, 0);
+}
+
 static int exec_table(struct pg_batch *b, PGconn *conn, struct tbl *t,
                       char *err, size_t errlen)
 {
     size_t rows = t->n_slots / t->n_ins;
-    size_t per_stmt = MAX_PARAMS / t->n_ins;
+    size_t cap = MAX_PARAMS / t->n_ins;
     size_t done = 0;
+    err[0] = '\0';
     while (done < rows) {
-        size_t n = rows - done < per_stmt ? rows - done : per_stmt;
-        build_sql(b, t, n);
-        if (b->sql.oom) {
-            snprintf(err, errlen, "out of memory building SQL");
-            return SPOT_EAGAIN;
-        }
+        size_t left = rows - done;
+        size_t k = pick_size(b, left, cap);
+        size_t n = b->use_prepared ? b->sizes[k] : left < cap ? left : cap;
         const struct slot *s = t->slots + done * t->n_ins;
         size_t np = n * t->n_ins;
         for (size_t i = 0; i < np; i++) {
@@ -763,9 +828,28 @@ static int exec_table(struct pg_batch *b, PGconn *conn, struct tbl *t,
             b->lengths[i] = s[i].len < 0 ? 0 : s[i].len;
             b->formats[i] = t->fmt[i % t->n_ins];
         }
-        PGresult *res = PQexecParams(conn, b->sql.s, (int)np, NULL, b->values,
-                                     b->lengths, b->formats, 0);
-        int rc = pg_result_check(conn, res, PGRES_COMMAND_OK, err, errlen);
+        PGresult *res = send_rows(b, conn, t, k, n, (int)np, err, errlen);
+        int rc;
+        if (!res && err[0]) {
+            rc = SPOT_EAGAIN; /* PQprepare failed */
+        } else if (!res && b->sql.oom) {
+            snprintf(err, errlen, "out of memory building SQL");
+            rc = SPOT_EAGAIN;
+        } else {
+            rc = pg_result_check(conn, res, PGRES_COMMAND_OK, err, errlen);
+            const char *st =
+                res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+            if (rc != SPOT_OK && st && strcmp(st, "26000") == 0 &&
+                b->use_prepared) {
+                /* A pooler that does not keep session state: go on with
+                 * one-off statements (after the caller's retry). */
+                b->use_prepared = false;
+                rc = SPOT_EAGAIN;
+                log_msg(LOG_WARN, "pg",
+                        "the server lost a prepared statement (a pooler?): "
+                        "sending one-off statements from now on");
+            }
+        }
         PQclear(res);
         if (rc != SPOT_OK) {
             size_t used = strlen(err);

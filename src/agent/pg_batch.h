@@ -4,9 +4,10 @@
  *   INSERT INTO "schema"."table" ("c1", ...) VALUES ($1, ...), (...)
  *   ON CONFLICT DO NOTHING
  * Values never enter the SQL text; payload and fingerprint go as binary
- * parameters. Every value is copied into one arena owned by the batch at
- * once (records are borrowed only until the next validator_run()), and the
- * arena, slots and parameter arrays are reused from batch to batch: no
+ * parameters. Statements are prepared per connection for a few fixed row
+ * counts (see pg_batch.c). Every value is copied into one arena owned by the
+ * batch at once (records are borrowed only until the next validator_run()), and
+ * the arena, slots and parameter arrays are reused from batch to batch: no
  * allocation per row once warm.
  *
  * A struct pg_batch belongs to one thread (the PostgreSQL sink's).
@@ -33,7 +34,8 @@ int pg_batch_new(struct pg_batch **out, const struct pg_layout *layout);
 void pg_batch_free(struct pg_batch *b);
 
 /* Builds the statement prefixes with conn's identifier quoting for the
- * tables of schema (copied). Call after each (re)connection. Returns
+ * tables of schema, and forgets the statements prepared on the previous
+ * connection. Call after each (re)connection. Returns
  * SPOT_OK or SPOT_ENOMEM. */
 int pg_batch_prepare(struct pg_batch *b, PGconn *conn, const char *schema);
 
