@@ -22,15 +22,15 @@
 #define SPOT_MAX_DETAIL_LEN 256
 
 /* Journal: segment size, record cap, default bound of the whole journal. */
-#define SPOT_JOURNAL_SEGMENT_BYTES (64u * 1024u * 1024u)
-#define SPOT_JOURNAL_DEFAULT_MAX_MB 1024
+#define SPOT_JOURNAL_SEGMENT_BYTES    (64u * 1024u * 1024u)
+#define SPOT_JOURNAL_DEFAULT_MAX_MB   1024
 #define SPOT_JOURNAL_DEFAULT_FSYNC_MS 100
 
 /* Sinks: rows per database transaction, back-off bounds in milliseconds. */
-#define SPOT_PG_BATCH_ROWS      500
-#define SPOT_BACKOFF_MIN_MS     100
-#define SPOT_BACKOFF_MAX_MS     30000
-#define SPOT_SHUTDOWN_DRAIN_MS  5000
+#define SPOT_PG_BATCH_ROWS     500
+#define SPOT_BACKOFF_MIN_MS    100
+#define SPOT_BACKOFF_MAX_MS    30000
+#define SPOT_SHUTDOWN_DRAIN_MS 5000
 
 /* MQTT reconnect back-off, seconds (Paho's automatic reconnect). */
 #define SPOT_MQTT_RETRY_MIN_S 1

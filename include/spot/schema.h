@@ -53,8 +53,8 @@ struct schema_field {
     bool key;         /* part of the table's natural key beyond
                          (apikey, device_id, time_instant) */
     bool has_min, has_max;
-    double min, max;                /* physical range, inclusive */
-    const double *allowed_numbers;  /* for codes: the only valid values */
+    double min, max;               /* physical range, inclusive */
+    const double *allowed_numbers; /* for codes: the only valid values */
     size_t n_allowed_numbers;
     const char *const *allowed_texts; /* for text: the only valid values */
     size_t n_allowed_texts;
@@ -69,9 +69,9 @@ struct schema_field {
 
 struct schema_vertical {
     enum spot_vertical vertical;
-    const char *code;  /* "aqo" */
-    const char *title; /* "Air Quality" */
-    const char *table; /* PostgreSQL table, e.g. "air_quality" */
+    const char *code;               /* "aqo" */
+    const char *title;              /* "Air Quality" */
+    const char *table;              /* PostgreSQL table, e.g. "air_quality" */
     const char *sdm_entity_type;    /* e.g. "AirQualityObserved" */
     const char *sdm_id_field;       /* NULL: id from the device; else the
                                        field whose value makes the id

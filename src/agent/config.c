@@ -71,8 +71,8 @@ static const struct option_def options[] = {
      "sent as X-Auth-Token"},
     {"http-listen", OPT_STR, OFF(http_listen), "127.0.0.1:8080", 0, 0, false,
      false, "health and metrics endpoint host:port; off disables"},
-    {"data-dir", OPT_STR, OFF(data_dir), "./spotagent-data", 0, 0, false,
-     false, "journal, checkpoints, and dead letters when no PostgreSQL sink"},
+    {"data-dir", OPT_STR, OFF(data_dir), "./spotagent-data", 0, 0, false, false,
+     "journal, checkpoints, and dead letters when no PostgreSQL sink"},
     {"log-level", OPT_STR, OFF(log_level), "info", 0, 0, false, false,
      "error, warn, info, debug"},
     {"fsync-interval-ms", OPT_INT, OFF(fsync_interval_ms), "100", 0, 60000,
@@ -214,8 +214,8 @@ static void env_name(const struct option_def *o, const char *suffix, char *buf,
         snprintf(buf + n, len - n, "%s", suffix);
 }
 
-static int read_secret_file(struct loader *l, const char *var,
-                            const char *path, char **out)
+static int read_secret_file(struct loader *l, const char *var, const char *path,
+                            char **out)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
@@ -275,8 +275,7 @@ static int find_option(const char *flag, size_t len)
 
 /* Walks argv; with only_config, just picks --config (needed before the
  * file layer). */
-static int apply_flags(struct loader *l, int argc, char **argv,
-                       int only_config)
+static int apply_flags(struct loader *l, int argc, char **argv, int only_config)
 {
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
@@ -418,8 +417,9 @@ static int validate(struct loader *l)
         }
     }
     if (!scheme_ok)
-        return fail(l, "mqtt-url: \"%s\" must start with mqtt://, mqtts://, "
-                       "ws:// or wss:// and name a host",
+        return fail(l,
+                    "mqtt-url: \"%s\" must start with mqtt://, mqtts://, "
+                    "ws:// or wss:// and name a host",
                     c->mqtt_url);
     if ((c->mqtt_cert == NULL) != (c->mqtt_key == NULL))
         return fail(l, "mqtt-cert and mqtt-key go together");
@@ -436,9 +436,8 @@ static int validate(struct loader *l)
     if (c->mqtt_client_id == NULL || *c->mqtt_client_id == '\0' ||
         strlen(c->mqtt_client_id) > 65535)
         return fail(l, "mqtt-client-id must be 1-65535 characters");
-    if (c->mqtt_share_group &&
-        (*c->mqtt_share_group == '\0' ||
-         strpbrk(c->mqtt_share_group, "/+#") != NULL))
+    if (c->mqtt_share_group && (*c->mqtt_share_group == '\0' ||
+                                strpbrk(c->mqtt_share_group, "/+#") != NULL))
         return fail(l, "mqtt-share-group must be non-empty without / + #");
     for (int i = 0; i < c->n_mqtt_topics; i++) {
         const char *t = c->mqtt_topics[i];
@@ -456,8 +455,7 @@ static int validate(struct loader *l)
     for (size_t i = 0; i < 2; i++)
         if (urls[i] && *urls[i] && strncmp(urls[i], "http://", 7) != 0 &&
             strncmp(urls[i], "https://", 8) != 0)
-            return fail(l, "%s must start with http:// or https://",
-                        unames[i]);
+            return fail(l, "%s must start with http:// or https://", unames[i]);
     if (strcmp(c->ngsi_mapping, "sdm") != 0 &&
         strcmp(c->ngsi_mapping, "compat") != 0)
         return fail(l, "ngsi-mapping must be sdm or compat");

@@ -50,8 +50,8 @@ struct agent_config {
 /* Builds the configuration from argv, the environment and the file named by
  * --config / SPOTAGENT_CONFIG. On failure returns SPOT_ECONFIG (or
  * SPOT_ENOMEM) with a one-line message in err. */
-int config_load(struct agent_config **out, int argc, char **argv,
-                char *err, size_t errlen);
+int config_load(struct agent_config **out, int argc, char **argv, char *err,
+                size_t errlen);
 void config_free(struct agent_config *c);
 
 /* Prints the option table (--help). */

@@ -69,8 +69,8 @@ static void group_clear(struct group *g)
         free(g->entity_types[v]);
 }
 
-static int parse_group(struct group *g, const struct yajl_val_s *node,
-                       size_t i, char *err, size_t errlen)
+static int parse_group(struct group *g, const struct yajl_val_s *node, size_t i,
+                       char *err, size_t errlen)
 {
     if (!YAJL_IS_OBJECT(node))
         return fail(err, errlen, i, "must be an object");
@@ -81,14 +81,15 @@ static int parse_group(struct group *g, const struct yajl_val_s *node,
         if (strcmp(key, "apikey") == 0 || strcmp(key, "service") == 0 ||
             strcmp(key, "service_path") == 0) {
             if (!YAJL_IS_STRING(val))
-                return fail(err, errlen, i, "apikey, service and "
-                                            "service_path must be strings");
+                return fail(err, errlen, i,
+                            "apikey, service and "
+                            "service_path must be strings");
             char *copy = dup_str(val->u.string);
             if (copy == NULL)
                 return SPOT_ENOMEM;
             char **slot = key[0] == 'a'                 ? &g->apikey
-                                : strcmp(key, "service") == 0 ? &g->service
-                                                              : &g->service_path;
+                          : strcmp(key, "service") == 0 ? &g->service
+                                                        : &g->service_path;
             if (*slot != NULL) {
                 free(copy);
                 return fail(err, errlen, i, "duplicate key");
@@ -100,24 +101,27 @@ static int parse_group(struct group *g, const struct yajl_val_s *node,
             g->generic = YAJL_IS_TRUE(val);
         } else if (strcmp(key, "verticals") == 0) {
             if (!YAJL_IS_ARRAY(val))
-                return fail(err, errlen, i, "verticals must be an array of "
-                                            "vertical codes");
+                return fail(err, errlen, i,
+                            "verticals must be an array of "
+                            "vertical codes");
             g->verticals = 0;
             for (size_t j = 0; j < val->u.array.len; j++) {
                 const struct yajl_val_s *c = val->u.array.values[j];
                 enum spot_vertical v;
                 if (!YAJL_IS_STRING(c) ||
-                    vertical_from_code(c->u.string, strlen(c->u.string),
-                                       &v) != SPOT_OK ||
+                    vertical_from_code(c->u.string, strlen(c->u.string), &v) !=
+                        SPOT_OK ||
                     strlen(c->u.string) != 3)
-                    return fail(err, errlen, i, "verticals holds an unknown "
-                                                "vertical code");
+                    return fail(err, errlen, i,
+                                "verticals holds an unknown "
+                                "vertical code");
                 g->verticals |= 1u << v;
             }
         } else if (strcmp(key, "entity_types") == 0) {
             if (!YAJL_IS_OBJECT(val))
-                return fail(err, errlen, i, "entity_types must be an object "
-                                            "of vertical code -> type");
+                return fail(err, errlen, i,
+                            "entity_types must be an object "
+                            "of vertical code -> type");
             for (size_t j = 0; j < val->u.object.len; j++) {
                 const char *code = val->u.object.keys[j];
                 const struct yajl_val_s *t = val->u.object.values[j];
@@ -125,12 +129,14 @@ static int parse_group(struct group *g, const struct yajl_val_s *node,
                 if (strcmp(code, "generic") != 0 &&
                     (strlen(code) != 3 ||
                      vertical_from_code(code, 3, &v) != SPOT_OK))
-                    return fail(err, errlen, i, "entity_types has an unknown "
-                                                "vertical code");
+                    return fail(err, errlen, i,
+                                "entity_types has an unknown "
+                                "vertical code");
                 if (!YAJL_IS_STRING(t) ||
                     !topic_id_is_legal(t->u.string, strlen(t->u.string)))
-                    return fail(err, errlen, i, "entity type must be a legal "
-                                                "NGSI name");
+                    return fail(err, errlen, i,
+                                "entity type must be a legal "
+                                "NGSI name");
                 free(g->entity_types[v]);
                 g->entity_types[v] = dup_str(t->u.string);
                 if (g->entity_types[v] == NULL)
@@ -142,14 +148,14 @@ static int parse_group(struct group *g, const struct yajl_val_s *node,
             return fail(err, errlen, i, msg);
         }
     }
-    if (g->apikey == NULL ||
-        !topic_id_is_legal(g->apikey, strlen(g->apikey)))
+    if (g->apikey == NULL || !topic_id_is_legal(g->apikey, strlen(g->apikey)))
         return fail(err, errlen, i, "apikey missing or not a legal id");
     if (g->service != NULL && !service_is_legal(g->service))
         return fail(err, errlen, i, "service must match [A-Za-z0-9_]{1,50}");
     if (g->service_path != NULL && !service_path_is_legal(g->service_path))
-        return fail(err, errlen, i, "service_path must be \"/\" or 1-10 "
-                                    "levels of /[A-Za-z0-9_]{1,50}");
+        return fail(err, errlen, i,
+                    "service_path must be \"/\" or 1-10 "
+                    "levels of /[A-Za-z0-9_]{1,50}");
     return SPOT_OK;
 }
 
@@ -173,8 +179,8 @@ int groups_new(struct groups **out, const struct yajl_val_s *node, char *err,
         goto out;
     }
     for (size_t i = 0; i < node->u.array.len; i++) {
-        rc = parse_group(&gs->items[i], node->u.array.values[i], i, err,
-                         errlen);
+        rc =
+            parse_group(&gs->items[i], node->u.array.values[i], i, err, errlen);
         gs->n = i + 1;
         if (rc != SPOT_OK)
             goto out;

@@ -19,9 +19,9 @@ struct group {
     char *apikey;
     char *service;      /* Fiware-Service, or NULL */
     char *service_path; /* Fiware-ServicePath, or NULL ("/") */
-    bool generic;             /* accepts /{apikey}/{device}/attrs */
-    unsigned verticals;       /* bit (1u << v) per allowed vertical;
-                                 all bits when the file lists none */
+    bool generic;       /* accepts /{apikey}/{device}/attrs */
+    unsigned verticals; /* bit (1u << v) per allowed vertical;
+                           all bits when the file lists none */
     char *entity_types[SPOT_V_COUNT + 1]; /* overrides, or NULL */
 };
 

@@ -20,10 +20,10 @@
 #include <stdint.h>
 
 struct journal_options {
-    const char *dir;              /* created if missing; copied */
-    unsigned fsync_interval_ms;   /* 0: fdatasync inside every append */
-    uint64_t max_bytes;           /* bound of all segments together */
-    uint32_t segment_bytes;       /* roll to a new segment past this */
+    const char *dir;            /* created if missing; copied */
+    unsigned fsync_interval_ms; /* 0: fdatasync inside every append */
+    uint64_t max_bytes;         /* bound of all segments together */
+    uint32_t segment_bytes;     /* roll to a new segment past this */
 };
 
 /* A position in the journal: seq is the number of records before it since

@@ -101,20 +101,22 @@ static int start(struct agent *a)
             return rc;
     }
     if (!any_sink) {
-        log_msg(LOG_INFO, MOD, "no sink configured: accepted messages go to "
-                               "standard output, rejected ones to %s/"
-                               "dead-letters.jsonl",
+        log_msg(LOG_INFO, MOD,
+                "no sink configured: accepted messages go to "
+                "standard output, rejected ones to %s/"
+                "dead-letters.jsonl",
                 c->data_dir);
-        rc = stdout_sink_new(&a->out, c->data_dir, true, a->journal,
-                             a->schemas, c->groups, a->metrics);
+        rc = stdout_sink_new(&a->out, c->data_dir, true, a->journal, a->schemas,
+                             c->groups, a->metrics);
         if (rc == SPOT_OK)
             rc = stdout_sink_start(a->out);
         if (rc != SPOT_OK)
             return rc;
     }
     if (groups_count(c->groups) == 0)
-        log_msg(LOG_WARN, MOD, "no service groups configured: messages of "
-                               "every apikey are accepted");
+        log_msg(LOG_WARN, MOD,
+                "no service groups configured: messages of "
+                "every apikey are accepted");
     rc = ingress_new(&a->ingress, c, a->journal, a->metrics);
     if (rc == SPOT_OK)
         rc = ingress_start(a->ingress);
@@ -151,8 +153,9 @@ static int wait_for_signal(void)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_msg(LOG_WARN, MOD, "SIGHUP: configuration reload is not "
-                                   "supported yet; restart to apply changes");
+            log_msg(LOG_WARN, MOD,
+                    "SIGHUP: configuration reload is not "
+                    "supported yet; restart to apply changes");
             continue;
         }
         return sig;
@@ -223,7 +226,8 @@ int main(int argc, char **argv)
         return 1;
     }
     int sig = wait_for_signal();
-    log_msg(LOG_INFO, MOD, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    log_msg(LOG_INFO, MOD, "%s: stopping",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
     stop(&a);
     log_msg(LOG_INFO, MOD, "stopped");
     return 0;

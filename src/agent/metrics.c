@@ -220,9 +220,10 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
                  sink_name((enum sink_id)s), (unsigned long long)get(&vals[s]));
     }
 
-    emit(&o, "# HELP spotagent_mqtt_connected 1 while connected to the "
-             "broker.\n# TYPE spotagent_mqtt_connected gauge\n"
-             "spotagent_mqtt_connected %d\n",
+    emit(&o,
+         "# HELP spotagent_mqtt_connected 1 while connected to the "
+         "broker.\n# TYPE spotagent_mqtt_connected gauge\n"
+         "spotagent_mqtt_connected %d\n",
          atomic_load_explicit(&m->connected, memory_order_relaxed));
 
     emit(&o, "# HELP spotagent_end_to_end_latency_seconds From MQTT arrival "

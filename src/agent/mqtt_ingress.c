@@ -80,8 +80,8 @@ static int on_message(void *ctx, char *topic, int topic_len,
     }
     int backoff_ms = 100;
     for (;;) {
-        int rc = journal_append(in->journal, topic, tlen, msg->payload, len,
-                                now);
+        int rc =
+            journal_append(in->journal, topic, tlen, msg->payload, len, now);
         if (rc == SPOT_OK)
             break;
         /* Disk trouble: the broker must not get a PUBACK for a message we
@@ -178,7 +178,8 @@ static void on_disconnect_fail(void *ctx, MQTTAsync_failureData *resp)
     on_disconnected(ctx, NULL);
 }
 
-/* --- connecting ------------------------------------------------------------ */
+/* --- connecting ------------------------------------------------------------
+ */
 
 static int request_connect(struct ingress *in)
 {
@@ -288,18 +289,17 @@ int ingress_new(struct ingress **out, const struct agent_config *cfg,
 
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     co.MQTTVersion = MQTTVERSION_3_1_1;
-    int prc = MQTTAsync_createWithOptions(&in->client, cfg->mqtt_url,
-                                          cfg->mqtt_client_id,
-                                          MQTTCLIENT_PERSISTENCE_NONE, NULL,
-                                          &co);
+    int prc = MQTTAsync_createWithOptions(
+        &in->client, cfg->mqtt_url, cfg->mqtt_client_id,
+        MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (prc != MQTTASYNC_SUCCESS) {
         log_msg(LOG_ERROR, MOD, "cannot create client for %s: %s",
                 cfg->mqtt_url, MQTTAsync_strerror(prc));
         rc = SPOT_ECONFIG;
         goto out;
     }
-    prc = MQTTAsync_setCallbacks(in->client, in, on_connection_lost,
-                                 on_message, NULL);
+    prc = MQTTAsync_setCallbacks(in->client, in, on_connection_lost, on_message,
+                                 NULL);
     if (prc == MQTTASYNC_SUCCESS)
         prc = MQTTAsync_setConnected(in->client, in, on_connected);
     if (prc != MQTTASYNC_SUCCESS) {

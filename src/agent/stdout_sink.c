@@ -22,8 +22,8 @@
 #include "stdout_sink.h"
 #include "validate.h"
 
-#define MOD        "stdout"
-#define BATCH_MAX  SPOT_PG_BATCH_ROWS
+#define MOD       "stdout"
+#define BATCH_MAX SPOT_PG_BATCH_ROWS
 
 struct stdout_sink {
     struct journal *journal;
@@ -193,8 +193,7 @@ static void *run(void *arg)
             n++;
         }
         if (rc == SPOT_EIO || rc == SPOT_ENOMEM || rc == SPOT_ECORRUPT) {
-            log_msg(LOG_ERROR, MOD, "stdout sink stops: %s",
-                    spot_strerror(rc));
+            log_msg(LOG_ERROR, MOD, "stdout sink stops: %s", spot_strerror(rc));
             metrics_sink_error(s->metrics, SINK_STDOUT);
             break;
         }

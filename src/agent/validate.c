@@ -25,7 +25,7 @@
 
 /* Keys remembered per message for duplicate detection, across all nesting
  * levels (a message has a few dozen). */
-#define MAX_KEYS 256
+#define MAX_KEYS   256
 #define ARENA_SIZE (2 * SPOT_MAX_PAYLOAD_LEN + 4 * SPOT_MAX_TOPIC_LEN)
 
 enum { FIELD_NONE = -2, FIELD_EXTRA = -1 };
@@ -62,8 +62,8 @@ struct validator {
 const char *reject_reason_name(enum reject_reason r)
 {
     static const char *const names[REJECT_COUNT] = {
-        "", "topic", "unknown_apikey", "too_large", "json", "schema",
-        "range", "ngsi_rejected",
+        "",     "topic",  "unknown_apikey", "too_large",
+        "json", "schema", "range",          "ngsi_rejected",
     };
     return (unsigned)r < REJECT_COUNT ? names[r] : "unknown";
 }
@@ -82,10 +82,10 @@ static char *arena_copy(struct validator *v, const void *s, size_t len)
 }
 
 /* Records the first problem of a given severity: schema beats range. */
-static void problem(struct validator *v, enum reject_reason r,
-                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void problem(struct validator *v, enum reject_reason r,
-                    const char *fmt, ...)
+static void problem(struct validator *v, enum reject_reason r, const char *fmt,
+                    ...) __attribute__((format(printf, 3, 4)));
+static void problem(struct validator *v, enum reject_reason r, const char *fmt,
+                    ...)
 {
     if (v->reason == REJECT_SCHEMA ||
         (v->reason == REJECT_RANGE && r == REJECT_RANGE))
@@ -288,8 +288,8 @@ static void check_number_range(struct validator *v, struct value *val)
     char what[96];
     if ((f->has_min && val->number < f->min) ||
         (f->has_max && val->number > f->max)) {
-        snprintf(what, sizeof what, "value %.17g outside [%g, %g]",
-                 val->number, f->has_min ? f->min : -INFINITY,
+        snprintf(what, sizeof what, "value %.17g outside [%g, %g]", val->number,
+                 f->has_min ? f->min : -INFINITY,
                  f->has_max ? f->max : INFINITY);
         out_of_range(v, val, what);
     } else if (!in_allowed_numbers(f, val->number)) {
@@ -342,8 +342,8 @@ static void type_error(struct validator *v, const char *got)
     static const char *const want[] = {"a number", "an integer", "a string",
                                        "\"true\" or \"false\"",
                                        "an ISO 8601 UTC date-time string"};
-    problem(v, REJECT_SCHEMA, "field \"%s\" must be %s, not %s",
-            field_name(v), want[v->sv->fields[v->field].type], got);
+    problem(v, REJECT_SCHEMA, "field \"%s\" must be %s, not %s", field_name(v),
+            want[v->sv->fields[v->field].type], got);
 }
 
 /* --- extra (unknown) fields ---------------------------------------------- */
@@ -441,10 +441,9 @@ static int is_zero_text(const char *s, size_t len)
 
 static int fast_strtod(const char *s, size_t len, double *out)
 {
-    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
-                                   1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
-                                   1e18, 1e19, 1e20, 1e21, 1e22};
+    static const double pow10[] = {
+        1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     size_t i = 0;
     int neg = 0;
     if (i < len && s[i] == '-') {
@@ -765,8 +764,7 @@ static void reject(struct validator *v, enum reject_reason r, const char *fmt,
     v->rec.reason = r;
 }
 
-static int stage_topic(struct validator *v, const char *topic,
-                       size_t topic_len)
+static int stage_topic(struct validator *v, const char *topic, size_t topic_len)
 {
     struct topic_parts tp;
     char why[160];

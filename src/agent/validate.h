@@ -67,8 +67,8 @@ struct record {
     const char *apikey;                   /* base apikey, NUL-terminated */
     const char *device_id;                /* base device id */
     const char *full_device_id;           /* second topic level as sent */
-    int64_t time_instant_us; /* TimeInstant; received_us when a generic
-                                message has none */
+    int64_t time_instant_us;       /* TimeInstant; received_us when a generic
+                                      message has none */
     const char *time_instant_text; /* normalised, as in VALUE_TIME */
     int64_t received_us;
     struct value values[SPOT_MAX_SCHEMA_FIELDS]; /* by schema field index */

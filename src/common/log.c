@@ -35,8 +35,8 @@ int log_level_parse(const char *s, enum log_level *out)
 
 int log_enabled(enum log_level level)
 {
-    return (int)level <= atomic_load_explicit(&current_level,
-                                              memory_order_relaxed);
+    return (int)level <=
+           atomic_load_explicit(&current_level, memory_order_relaxed);
 }
 
 void log_write(enum log_level level, const char *module, const char *fmt, ...)
@@ -46,11 +46,11 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line,
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                     level_names[level], module);
+    int n = snprintf(
+        line, sizeof line,
+        "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
+        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+        ts.tv_nsec / 1000000, level_names[level], module);
     if (n < 0)
         return;
     va_list ap;

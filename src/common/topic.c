@@ -68,15 +68,17 @@ int topic_parse(const char *topic, size_t len, struct topic_parts *out,
     }
     if (len < suffix_len + 4 || topic[0] != '/' ||
         memcmp(topic + len - suffix_len, SUFFIX, suffix_len) != 0) {
-        set_why(why, whylen, "topic is not of the form /{apikey}/{device}/attrs");
+        set_why(why, whylen,
+                "topic is not of the form /{apikey}/{device}/attrs");
         return SPOT_EINVAL;
     }
     const char *first = topic + 1;
     const char *end = topic + len - suffix_len; /* points at "/attrs" */
     const char *slash = memchr(first, '/', (size_t)(end - first));
     if (slash == NULL || memchr(slash + 1, '/', (size_t)(end - slash - 1))) {
-        set_why(why, whylen, "topic must have exactly 3 levels after the "
-                             "leading slash");
+        set_why(why, whylen,
+                "topic must have exactly 3 levels after the "
+                "leading slash");
         return SPOT_EINVAL;
     }
     size_t first_len = (size_t)(slash - first);
@@ -91,15 +93,17 @@ int topic_parse(const char *topic, size_t len, struct topic_parts *out,
     if (device_code(second, second_len, &v) == SPOT_OK) {
         enum spot_vertical v1;
         if (first_len <= CODE_LEN ||
-            vertical_from_code(first + first_len - CODE_LEN, CODE_LEN,
-                               &v1) != SPOT_OK) {
-            set_why(why, whylen, "device level names a vertical but the "
-                                 "apikey level does not end with its code");
+            vertical_from_code(first + first_len - CODE_LEN, CODE_LEN, &v1) !=
+                SPOT_OK) {
+            set_why(why, whylen,
+                    "device level names a vertical but the "
+                    "apikey level does not end with its code");
             return SPOT_EINVAL;
         }
         if (v1 != v) {
-            set_why(why, whylen, "vertical codes of apikey and device levels "
-                                 "disagree");
+            set_why(why, whylen,
+                    "vertical codes of apikey and device levels "
+                    "disagree");
             return SPOT_EINVAL;
         }
         out->vertical = v;
@@ -116,14 +120,16 @@ int topic_parse(const char *topic, size_t len, struct topic_parts *out,
     out->full_device_len = second_len;
 
     if (!topic_id_is_legal(out->apikey, out->apikey_len)) {
-        set_why(why, whylen, "apikey is empty, too long or holds a character "
-                             "not allowed in an NGSI id");
+        set_why(why, whylen,
+                "apikey is empty, too long or holds a character "
+                "not allowed in an NGSI id");
         return SPOT_EINVAL;
     }
     if (!topic_id_is_legal(out->device, out->device_len) ||
         !topic_id_is_legal(out->full_device, out->full_device_len)) {
-        set_why(why, whylen, "device id is empty, too long or holds a "
-                             "character not allowed in an NGSI id");
+        set_why(why, whylen,
+                "device id is empty, too long or holds a "
+                "character not allowed in an NGSI id");
         return SPOT_EINVAL;
     }
     return SPOT_OK;

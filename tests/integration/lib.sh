@@ -380,8 +380,12 @@ stop_postgres() {
     log "postgres stopped"
 }
 
+# restart_postgres [MODE]: stops it (if running) and starts it again on the
+# same port and data.
 restart_postgres() {
-    stop_postgres "${1:-fast}"
+    if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+        stop_postgres "${1:-fast}"
+    fi
     local try
     for try in $(seq 1 20); do
         _pg_start_server && {
@@ -396,7 +400,7 @@ restart_postgres() {
 # psql_q SQL: runs SQL, prints unaligned tuples-only output.
 psql_q() {
     "$PG_BIN/psql" -AtX -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" \
-        -U "$PG_USER" -d "$PG_DB" -c "$1"
+        -U "$PG_USER" -d "$PG_DB" -f - <<<"$1"
 }
 
 # pg_count TABLE [WHERE]: number of rows (fails when the table is missing).

@@ -28,8 +28,9 @@ Test(topic, every_vertical_of_the_note)
     for (int i = 0; i < 7; i++) {
         char t[200];
         struct topic_parts p;
-        snprintf(t, sizeof t, "/JRI9jTbEKJQS29y3bc8BC6%s/SmartSpot_AQ_1_%s/attrs",
-                 codes[i], upper[i]);
+        snprintf(t, sizeof t,
+                 "/JRI9jTbEKJQS29y3bc8BC6%s/SmartSpot_AQ_1_%s/attrs", codes[i],
+                 upper[i]);
         cr_assert_eq(parse(t, &p), SPOT_OK, "%s", t);
         cr_assert_eq((int)p.vertical, i);
         expect_slice(p.apikey, p.apikey_len, "JRI9jTbEKJQS29y3bc8BC6");
@@ -100,31 +101,29 @@ Test(topic, empty_bases_are_errors)
 Test(topic, wrong_number_of_levels)
 {
     static const char *const bad[] = {
-        "/a/b/c/attrs", "/a/attrs",   "a/b/attrs", "/a/b/attrs/",
-        "/a/b/attr",    "/a/b/ATTRS", "",          "/",
-        "/attrs",       "///attrs",   "/a/b/attrs/x",
+        "/a/b/c/attrs", "/a/attrs", "a/b/attrs", "/a/b/attrs/", "/a/b/attr",
+        "/a/b/ATTRS",   "",         "/",         "/attrs",      "///attrs",
+        "/a/b/attrs/x",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct topic_parts p;
-        cr_assert_eq(parse(bad[i], &p), SPOT_EINVAL, "accepted \"%s\"",
-                     bad[i]);
+        cr_assert_eq(parse(bad[i], &p), SPOT_EINVAL, "accepted \"%s\"", bad[i]);
     }
 }
 
 Test(topic, wildcards_and_forbidden_characters)
 {
     static const char *const bad[] = {
-        "/+/+/attrs",         "/keyaqo/#/attrs",   "/key aqo/d_AQO/attrs",
+        "/+/+/attrs",           "/keyaqo/#/attrs",       "/key aqo/d_AQO/attrs",
         "/key<aqo/d_AQO/attrs", "/keyaqo/d'x_AQO/attrs", "/k=aqo/d_AQO/attrs",
-        "/k;aqo/d_AQO/attrs", "/k(aqo/d_AQO/attrs", "/k)aqo/d_AQO/attrs",
-        "/k&aqo/d_AQO/attrs", "/k?aqo/d_AQO/attrs", "/k%aqo/d_AQO/attrs",
-        "/k\"aqo/d_AQO/attrs", "/k>aqo/d_AQO/attrs", "/k\taqo/d_AQO/attrs",
-        "/k\xc3\xa9/d/attrs", "/k\x7f/d/attrs",
+        "/k;aqo/d_AQO/attrs",   "/k(aqo/d_AQO/attrs",    "/k)aqo/d_AQO/attrs",
+        "/k&aqo/d_AQO/attrs",   "/k?aqo/d_AQO/attrs",    "/k%aqo/d_AQO/attrs",
+        "/k\"aqo/d_AQO/attrs",  "/k>aqo/d_AQO/attrs",    "/k\taqo/d_AQO/attrs",
+        "/k\xc3\xa9/d/attrs",   "/k\x7f/d/attrs",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct topic_parts p;
-        cr_assert_eq(parse(bad[i], &p), SPOT_EINVAL, "accepted \"%s\"",
-                     bad[i]);
+        cr_assert_eq(parse(bad[i], &p), SPOT_EINVAL, "accepted \"%s\"", bad[i]);
     }
 }
 
@@ -181,11 +180,11 @@ Test(topic, compose_round_trips)
         expect_slice(p.apikey, p.apikey_len, "Key1");
         expect_slice(p.device, p.device_len, "Dev_9");
     }
-    cr_assert_eq(
-        topic_compose(buf, sizeof buf, "/JRI9jTbEKJQS29y3bc8BC6" + 1,
-                      "SmartSpot_AQ_1", SPOT_V_AQO),
-        SPOT_OK);
-    cr_assert_str_eq(buf, "/JRI9jTbEKJQS29y3bc8BC6aqo/SmartSpot_AQ_1_AQO/attrs");
+    cr_assert_eq(topic_compose(buf, sizeof buf, "/JRI9jTbEKJQS29y3bc8BC6" + 1,
+                               "SmartSpot_AQ_1", SPOT_V_AQO),
+                 SPOT_OK);
+    cr_assert_str_eq(buf,
+                     "/JRI9jTbEKJQS29y3bc8BC6aqo/SmartSpot_AQ_1_AQO/attrs");
     cr_assert_eq(topic_compose(buf, 10, "Key1", "Dev", SPOT_V_AQO),
                  SPOT_ETOOBIG);
 }

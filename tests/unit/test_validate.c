@@ -22,8 +22,7 @@ static struct validator *val;
 static void setup(void)
 {
     char err[256];
-    cr_assert_eq(schema_set_new(&schemas, err, sizeof err), SPOT_OK, "%s",
-                 err);
+    cr_assert_eq(schema_set_new(&schemas, err, sizeof err), SPOT_OK, "%s", err);
     cr_assert_eq(validator_new(&val, schemas, NULL), SPOT_OK);
 }
 
@@ -87,8 +86,8 @@ static const struct record *run_vector(const char *file, const char *code)
     char topic[128];
     char upper[4] = {(char)(code[0] - 32), (char)(code[1] - 32),
                      (char)(code[2] - 32), 0};
-    snprintf(topic, sizeof topic, "/JRI9jTbEKJQS29y3bc8BC6%s/SmartSpot_AQ_1_%s/attrs",
-             code, upper);
+    snprintf(topic, sizeof topic,
+             "/JRI9jTbEKJQS29y3bc8BC6%s/SmartSpot_AQ_1_%s/attrs", code, upper);
     size_t len;
     char *p = read_vector(file, &len);
     const struct record *r = run_topic(topic, p, len);
@@ -160,8 +159,9 @@ Test(validate, dev_and_dho_types)
 
 Test(validate, cfo_alias_and_cfe_key)
 {
-    const char *alias = "{\"TimeInstant\":\"2023-03-20T13:44:06Z\",\"period\":1,"
-                        "\"status\":\"connected\",\"AvgDuration\":11}";
+    const char *alias =
+        "{\"TimeInstant\":\"2023-03-20T13:44:06Z\",\"period\":1,"
+        "\"status\":\"connected\",\"AvgDuration\":11}";
     const struct record *r =
         run_topic("/kcfo/d_CFO/attrs", alias, strlen(alias));
     cr_assert_eq(r->reason, REJECT_NONE, "%s", r->detail);
@@ -181,7 +181,8 @@ Test(validate, cfo_alias_and_cfe_key)
                   REJECT_SCHEMA, "visitorId");
 }
 
-/* --- schema ----------------------------------------------------------------- */
+/* --- schema -----------------------------------------------------------------
+ */
 
 Test(validate, null_reading_is_accepted)
 {
@@ -203,8 +204,8 @@ Test(validate, null_mandatory_is_schema_error)
 
 Test(validate, missing_mandatory)
 {
-    expect_reason(run("{\"period\":5,\"status\":\"connected\"}"),
-                  REJECT_SCHEMA, "TimeInstant");
+    expect_reason(run("{\"period\":5,\"status\":\"connected\"}"), REJECT_SCHEMA,
+                  "TimeInstant");
     expect_reason(run("{\"TimeInstant\":\"2023-03-20T13:50:00Z\",\"status\":"
                       "\"connected\"}"),
                   REJECT_SCHEMA, "period");
@@ -215,8 +216,7 @@ Test(validate, missing_mandatory)
 
 Test(validate, wrong_types)
 {
-    expect_reason(run("{" BASE_AQO ",\"pm10\":\"49\"}"), REJECT_SCHEMA,
-                  "pm10");
+    expect_reason(run("{" BASE_AQO ",\"pm10\":\"49\"}"), REJECT_SCHEMA, "pm10");
     expect_reason(run("{" BASE_AQO ",\"pm10\":true}"), REJECT_SCHEMA, "pm10");
     expect_reason(run("{" BASE_AQO ",\"pm10\":[1]}"), REJECT_SCHEMA, "pm10");
     expect_reason(run("{" BASE_AQO ",\"pm10\":{\"a\":1}}"), REJECT_SCHEMA,
@@ -244,13 +244,20 @@ Test(validate, top_level_must_be_an_object)
 Test(validate, bad_dates)
 {
     static const char *const bad[] = {
-        "2023-03-20T13:50:00",      "2023-03-20 13:50:00Z",
-        "2023-02-29T00:00:00Z",     "2023-13-01T00:00:00Z",
-        "2023-03-20T24:00:00Z",     "2023-03-20T13:60:00Z",
-        "2023-03-20T13:50:60Z",     "2023-03-20T13:50:00+01:00",
-        "2023-3-20T13:50:00Z",      "2023-03-20T13:50:00.Z",
-        "2023-03-20T13:50:00.1234567890Z", "",
-        "2023-03-32T00:00:00Z",     "20230320T135000Z",
+        "2023-03-20T13:50:00",
+        "2023-03-20 13:50:00Z",
+        "2023-02-29T00:00:00Z",
+        "2023-13-01T00:00:00Z",
+        "2023-03-20T24:00:00Z",
+        "2023-03-20T13:60:00Z",
+        "2023-03-20T13:50:60Z",
+        "2023-03-20T13:50:00+01:00",
+        "2023-3-20T13:50:00Z",
+        "2023-03-20T13:50:00.Z",
+        "2023-03-20T13:50:00.1234567890Z",
+        "",
+        "2023-03-32T00:00:00Z",
+        "20230320T135000Z",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char msg[256];
@@ -317,7 +324,8 @@ Test(validate, unknown_fields_are_kept_in_extra)
     free(extra);
 }
 
-/* --- JSON ------------------------------------------------------------------- */
+/* --- JSON -------------------------------------------------------------------
+ */
 
 Test(validate, duplicate_keys)
 {
@@ -363,19 +371,25 @@ Test(validate, invalid_utf8_and_nul)
     expect_reason(run("{" BASE_AQO ",\"x\":\"a\\u0000b\"}"), REJECT_JSON,
                   "U+0000");
     const char nul[] = "{\"TimeInstant\":\"2023-03-20T13:50:00Z\"\0}";
-    expect_reason(run_topic(TOPIC_AQO, nul, sizeof nul - 1), REJECT_JSON,
-                  NULL);
+    expect_reason(run_topic(TOPIC_AQO, nul, sizeof nul - 1), REJECT_JSON, NULL);
     /* valid multi-byte UTF-8 passes */
-    const struct record *r = run("{" BASE_AQO ",\"x\":\"caf\xc3\xa9 \xe2\x82\xac\"}");
+    const struct record *r =
+        run("{" BASE_AQO ",\"x\":\"caf\xc3\xa9 \xe2\x82\xac\"}");
     cr_assert_eq(r->reason, REJECT_NONE, "%s", r->detail);
 }
 
 Test(validate, syntax_errors)
 {
     static const char *const bad[] = {
-        "",      "{",          "{\"a\":}",      "{" BASE_AQO "}x",
-        "{" BASE_AQO "}{}", "{'a':1}", "{" BASE_AQO ",}", "{" BASE_AQO
-        " /* c */}", "   ",
+        "",
+        "{",
+        "{\"a\":}",
+        "{" BASE_AQO "}x",
+        "{" BASE_AQO "}{}",
+        "{'a':1}",
+        "{" BASE_AQO ",}",
+        "{" BASE_AQO " /* c */}",
+        "   ",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_reason(run(bad[i]), REJECT_JSON, "parse error");
@@ -406,7 +420,8 @@ Test(validate, largest_accepted_payload_fits_the_arena)
     free(p);
 }
 
-/* --- topic and apikey policy ------------------------------------------------ */
+/* --- topic and apikey policy ------------------------------------------------
+ */
 
 Test(validate, topic_errors)
 {
