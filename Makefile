@@ -50,16 +50,19 @@ $(GEN_SRC): $(BUILD)/embed $(SCHEMAS)
 
 $(BUILD)/obj/gen/schemas_embedded.o: $(GEN_SRC)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -c -o $@ $<
+	@echo '  CC      $<'
+	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -c -o $@ $<
 
 $(ASAN_DIR)/obj/gen/schemas_embedded.o: $(GEN_SRC)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(OPT) $(SAN) $(CPPFLAGS_BASE) -c -o $@ $<
+	@echo '  CC asan $<'
+	@$(CC) $(WARN) $(OPT) $(SAN) $(CPPFLAGS_BASE) -c -o $@ $<
 
 # --- normal build ----------------------------------------------------------
 $(BUILD)/obj/%.o: %.c | $(GEN_SRC)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -MMD -MP -c -o $@ $<
+	@echo '  CC      $<'
+	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -MMD -MP -c -o $@ $<
 
 $(BUILD)/libspot.a: $(LIB_OBJ)
 	ar rcs $@ $^
@@ -76,7 +79,8 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libspot.a
 # --- sanitizer build (tests) -----------------------------------------------
 $(ASAN_DIR)/obj/%.o: %.c | $(GEN_SRC)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(OPT) $(SAN) $(CPPFLAGS_BASE) -MMD -MP -c -o $@ $<
+	@echo '  CC asan $<'
+	@$(CC) $(WARN) $(OPT) $(SAN) $(CPPFLAGS_BASE) -MMD -MP -c -o $@ $<
 
 $(ASAN_DIR)/libspot.a: $(LIB_OBJ_SAN)
 	ar rcs $@ $^
