@@ -109,21 +109,26 @@ void pg_sql_qualified(struct pg_sql *b, PGconn *conn, const char *schema,
 
 /* --- results -------------------------------------------------------------- */
 
-/* Copies s into err as one line: control characters become spaces and
- * trailing blanks go. */
-static void one_line(char *err, size_t errlen, const char *prefix,
-                     const char *s)
+/* Copies s into err as one line: control characters become spaces, runs
+ * of spaces one, and trailing blanks go. */
+void pg_one_line(char *err, size_t errlen, const char *prefix, const char *s)
 {
     if (!err || errlen == 0)
         return;
     int n = snprintf(err, errlen, "%s%s", prefix, s ? s : "");
     size_t len = n < 0 ? 0 : (size_t)n < errlen ? (size_t)n : errlen - 1;
+    size_t k = 0;
     for (size_t i = 0; i < len; i++) {
-        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f)
-            err[i] = ' ';
+        char c = err[i];
+        if ((unsigned char)c < 0x20 || c == 0x7f)
+            c = ' ';
+        if (c == ' ' && (k == 0 || err[k - 1] == ' '))
+            continue;
+        err[k++] = c;
     }
-    while (len > 0 && err[len - 1] == ' ')
-        err[--len] = '\0';
+    while (k > 0 && err[k - 1] == ' ')
+        k--;
+    err[k] = '\0';
 }
 
 static bool sqlstate_is_data_error(const char *st)
@@ -156,7 +161,7 @@ int pg_result_check(PGconn *conn, const PGresult *res, ExecStatusType want,
     if (!msg)
         msg = PQerrorMessage(conn);
     snprintf(prefix, sizeof prefix, "%s: ", state ? state : "no SQLSTATE");
-    one_line(err, errlen, prefix, msg);
+    pg_one_line(err, errlen, prefix, msg);
     if (PQstatus(conn) != CONNECTION_OK)
         return SPOT_EAGAIN;
     if (res && PQresultStatus(res) == PGRES_FATAL_ERROR &&

@@ -118,6 +118,10 @@ int pg_schema_migrate(PGconn *conn, const char *schema,
 int pg_result_check(PGconn *conn, const PGresult *res, ExecStatusType want,
                     char *err, size_t errlen);
 
+/* Writes prefix and s into err (errlen bytes) as one line: control
+ * characters and runs of blanks become one space. */
+void pg_one_line(char *err, size_t errlen, const char *prefix, const char *s);
+
 /* Runs one statement without parameters (DDL, BEGIN, COMMIT); as
  * pg_result_check. */
 int pg_exec_simple(PGconn *conn, const char *sql, char *err, size_t errlen);

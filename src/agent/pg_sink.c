@@ -243,17 +243,8 @@ static int open_connection(struct pg_sink *s)
     PQsetNoticeProcessor(c, on_notice, NULL);
     s->conn = c;
     return SPOT_OK;
-fail : {
-    const char *m = PQerrorMessage(c);
-    size_t n = strlen(m);
-    while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
-        n--;
-    snprintf(s->err, sizeof s->err, "%.*s", (int)n, m);
-    for (char *p = s->err; *p; p++) {
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
-    }
-}
+fail:
+    pg_one_line(s->err, sizeof s->err, "", PQerrorMessage(c));
 out:
     PQfinish(c);
     return rc;
@@ -619,7 +610,7 @@ static void *sink_main(void *arg)
         default: {
             unsigned delay = backoff_next(s);
             log_msg(LOG_ERROR, MOD,
-                    "reading the journal: %s; retrying in %u ms",
+                    "processing the journal: %s; retrying in %u ms",
                     spot_strerror(rc), delay);
             if (stopping)
                 goto done;
