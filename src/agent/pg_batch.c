@@ -70,29 +70,6 @@ struct pg_batch {
     int *formats;
 };
 
-/* --- time ----------------------------------------------------------------- */
-
-void pg_format_time(int64_t t_us, char out[32])
-{
-    int64_t secs = t_us / 1000000;
-    int64_t us = t_us % 1000000;
-    if (us < 0) {
-        us += 1000000;
-        secs -= 1;
-    }
-    time_t tt = (time_t)secs;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm)) {
-        snprintf(out, 32, "1970-01-01T00:00:00.000000Z");
-        return;
-    }
-    char tmp[96];
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)us);
-    snprintf(out, 32, "%.31s", tmp);
-}
-
 /* --- life cycle ----------------------------------------------------------- */
 
 int pg_batch_new(struct pg_batch **out, const struct pg_layout *layout)
@@ -271,7 +248,7 @@ static int put_str(struct pg_batch *b, struct tbl *t, const char *s)
 static int put_time(struct pg_batch *b, struct tbl *t, int64_t us)
 {
     char buf[32];
-    pg_format_time(us, buf);
+    validate_format_time(us, buf);
     return put_str(b, t, buf);
 }
 

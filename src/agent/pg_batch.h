@@ -80,7 +80,4 @@ size_t pg_batch_bytes(const struct pg_batch *b);
  * with "SQLSTATE: message (table)" in err (see pg_result_check). */
 int pg_batch_exec(struct pg_batch *b, PGconn *conn, char *err, size_t errlen);
 
-/* Writes t_us as "YYYY-MM-DDThh:mm:ss.ffffffZ" (UTC). */
-void pg_format_time(int64_t t_us, char out[32]);
-
 #endif
