@@ -19,7 +19,7 @@ CPPFLAGS_BASE := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Isrc/age
 OPT      ?= -O2 -g
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
-LIBS     := -lpaho-mqtt3as -lyajl -lpq -lcrypto -lz -lpthread -lm
+LIBS     := -lpaho-mqtt3as -lcurl -lyajl -lpq -lcrypto -lz -lpthread -lm
 
 COMMON_SRC := $(wildcard src/common/*.c)
 AGENT_SRC  := $(filter-out src/agent/main.c,$(wildcard src/agent/*.c))
@@ -27,6 +27,7 @@ GEN_SRC    := $(BUILD)/gen/schemas_embedded.c
 SCHEMAS    := $(sort $(wildcard schemas/*.json))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
+SERVER_SRC := $(wildcard tests/servers/*.c)
 
 LIB_SRC    := $(COMMON_SRC) $(AGENT_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas_embedded.o
@@ -70,11 +71,19 @@ $(BUILD)/libspot.a: $(LIB_OBJ)
 $(BUILD)/spotagent: $(BUILD)/obj/src/agent/main.o $(BUILD)/libspot.a
 	$(CC) $(OPT) -o $@ $^ $(LIBS)
 
-tools: $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+tools: $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%) \
+       $(SERVER_SRC:tests/servers/%.c=$(BUILD)/servers/%)
 
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libspot.a
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -o $@ $^ $(LIBS)
+	@echo '  CC      $<'
+	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -o $@ $^ $(LIBS)
+
+# Test servers (the NGSI stand-in for Orion): libmicrohttpd + yajl.
+$(BUILD)/servers/%: tests/servers/%.c $(BUILD)/libspot.a
+	@mkdir -p $(@D)
+	@echo '  CC      $<'
+	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -o $@ $^ -lmicrohttpd $(LIBS)
 
 # --- sanitizer build (tests) -----------------------------------------------
 $(ASAN_DIR)/obj/%.o: %.c | $(GEN_SRC)
