@@ -97,7 +97,8 @@ static void gen_key(yajl_gen g, const char *k)
     yajl_gen_string(g, (const unsigned char *)k, strlen(k));
 }
 
-int deadletter_write(struct deadletter *d, const struct record *rec,
+int deadletter_write(struct deadletter *d, enum reject_reason reason,
+                     const char *detail, size_t detail_len, int64_t received_us,
                      const char *topic, size_t topic_len,
                      const unsigned char *payload, size_t payload_len)
 {
@@ -105,7 +106,7 @@ int deadletter_write(struct deadletter *d, const struct record *rec,
     yajl_gen_clear(g);
     yajl_gen_reset(g, NULL);
     char when[32];
-    validate_format_time(rec->received_us, when);
+    validate_format_time(received_us, when);
     yajl_gen_map_open(g);
     gen_key(g, "received_at");
     yajl_gen_string(g, (const unsigned char *)when, strlen(when));
@@ -121,10 +122,12 @@ int deadletter_write(struct deadletter *d, const struct record *rec,
             yajl_gen_null(g);
     }
     gen_key(g, "reason");
-    const char *reason = reject_reason_name(rec->reason);
-    yajl_gen_string(g, (const unsigned char *)reason, strlen(reason));
+    const char *name = reject_reason_name(reason);
+    yajl_gen_string(g, (const unsigned char *)name, strlen(name));
     gen_key(g, "detail");
-    yajl_gen_string(g, (const unsigned char *)rec->detail, strlen(rec->detail));
+    if (yajl_gen_string(g, (const unsigned char *)detail, detail_len) !=
+        yajl_gen_status_ok)
+        yajl_gen_null(g); /* not UTF-8 */
     gen_key(g, "payload_base64");
     size_t n;
     const char *b = base64(d, payload, payload_len, &n);

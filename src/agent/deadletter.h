@@ -18,7 +18,8 @@ int deadletter_open(struct deadletter **out, const char *dir);
 void deadletter_close(struct deadletter *d);
 
 /* Appends one rejected message (topic and payload as received). */
-int deadletter_write(struct deadletter *d, const struct record *rec,
+int deadletter_write(struct deadletter *d, enum reject_reason reason,
+                     const char *detail, size_t detail_len, int64_t received_us,
                      const char *topic, size_t topic_len,
                      const unsigned char *payload, size_t payload_len);
 

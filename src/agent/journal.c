@@ -89,6 +89,8 @@ struct journal {
     uint64_t max_bytes;
     uint64_t seg_bytes;
 
+    pthread_mutex_t append_mu; /* serialises appenders (ingress, sinks'
+                                  dead letters) */
     pthread_mutex_t mu;
     pthread_cond_t data_cv;  /* a record was published, a roll, shutdown */
     pthread_cond_t space_cv; /* segments deleted, a commit, shutdown */
@@ -1060,6 +1062,7 @@ static void journal_free(struct journal *j)
         close(j->dirfd); /* releases the flock */
     if (j->sync_init) {
         pthread_mutex_destroy(&j->mu);
+        pthread_mutex_destroy(&j->append_mu);
         pthread_cond_destroy(&j->data_cv);
         pthread_cond_destroy(&j->space_cv);
         pthread_cond_destroy(&j->flush_cv);
@@ -1076,6 +1079,7 @@ static int sync_init(struct journal *j)
         return SPOT_ENOMEM;
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     int ok = pthread_mutex_init(&j->mu, NULL) == 0;
+    ok = ok && pthread_mutex_init(&j->append_mu, NULL) == 0;
     ok = ok && pthread_cond_init(&j->data_cv, &ca) == 0;
     ok = ok && pthread_cond_init(&j->space_cv, &ca) == 0;
     ok = ok && pthread_cond_init(&j->flush_cv, &ca) == 0;
@@ -1207,9 +1211,12 @@ static int append_wait(struct journal *j)
     pthread_mutex_lock(&j->mu);
     while (atomic_load(&j->bytes) > j->max_bytes && !j->shutdown) {
         if (j->nregs > 0 && min_committed_seq(j) >= atomic_load(&j->next_seq) &&
-            j->w_size > SEG_HDR) {
+            j->segs[j->nsegs - 1].size > SEG_HDR) {
             pthread_mutex_unlock(&j->mu);
+            /* the writer's state belongs to the holder of append_mu */
+            pthread_mutex_lock(&j->append_mu);
             rc = seg_roll(j, atomic_load(&j->next_seq));
+            pthread_mutex_unlock(&j->append_mu);
             if (rc != SPOT_OK)
                 return rc;
             journal_gc(j);
@@ -1239,25 +1246,20 @@ static int append_wait(struct journal *j)
     return SPOT_OK;
 }
 
-int journal_append(struct journal *j, const char *topic, size_t topic_len,
-                   const void *payload, size_t payload_len, int64_t received_us)
+/* Writes one record; the caller holds append_mu. */
+static int append_locked(struct journal *j, const char *topic, size_t topic_len,
+                         const void *payload, size_t payload_len,
+                         int64_t received_us)
 {
-    if (topic_len > REC_MAX_TOPIC || payload_len > REC_MAX_PAYLD)
-        return SPOT_ETOOBIG;
-    if ((!topic && topic_len) || (!payload && payload_len))
-        return SPOT_EINVAL;
     if (j->w_broken)
         return SPOT_EIO;
     uint64_t len = (uint64_t)REC_HDR + topic_len + payload_len;
     int rc;
-    if (atomic_load_explicit(&j->bytes, memory_order_relaxed) > j->max_bytes &&
-        (rc = append_wait(j)) != SPOT_OK)
-        return rc;
     if (j->w_size > SEG_HDR && j->w_size + len > j->seg_bytes &&
         (rc = seg_roll(j, atomic_load(&j->next_seq))) != SPOT_OK)
         return rc;
 
-    /* only this thread changes next_seq */
+    /* only the holder of append_mu changes next_seq */
     uint64_t seq = atomic_load_explicit(&j->next_seq, memory_order_relaxed);
     unsigned char h[REC_HDR];
     rec_encode(h, seq, received_us, topic, topic_len, payload, payload_len);
@@ -1298,6 +1300,40 @@ int journal_append(struct journal *j, const char *topic, size_t topic_len,
     pthread_cond_broadcast(&j->data_cv);
     pthread_mutex_unlock(&j->mu);
     return rc;
+}
+
+static int append(struct journal *j, const char *topic, size_t topic_len,
+                  const void *payload, size_t payload_len, int64_t received_us,
+                  int wait_for_space)
+{
+    if (topic_len > REC_MAX_TOPIC || payload_len > REC_MAX_PAYLD)
+        return SPOT_ETOOBIG;
+    if ((!topic && topic_len) || (!payload && payload_len))
+        return SPOT_EINVAL;
+    int rc;
+    /* the bound is waited for outside append_mu, so that an unbounded
+     * append (a sink's dead letter) never queues behind a blocked one */
+    if (wait_for_space &&
+        atomic_load_explicit(&j->bytes, memory_order_relaxed) > j->max_bytes &&
+        (rc = append_wait(j)) != SPOT_OK)
+        return rc;
+    pthread_mutex_lock(&j->append_mu);
+    rc = append_locked(j, topic, topic_len, payload, payload_len, received_us);
+    pthread_mutex_unlock(&j->append_mu);
+    return rc;
+}
+
+int journal_append(struct journal *j, const char *topic, size_t topic_len,
+                   const void *payload, size_t payload_len, int64_t received_us)
+{
+    return append(j, topic, topic_len, payload, payload_len, received_us, 1);
+}
+
+int journal_append_unbounded(struct journal *j, const char *topic,
+                             size_t topic_len, const void *payload,
+                             size_t payload_len, int64_t received_us)
+{
+    return append(j, topic, topic_len, payload, payload_len, received_us, 0);
 }
 
 int journal_sync(struct journal *j)

@@ -9,8 +9,8 @@
  * flusher fsyncs on an interval (0 = inside every append) to bound what a
  * power cut can lose. Segments are deleted once every cursor is past them.
  *
- * Threads: journal_append() from one thread at a time; each cursor from one
- * thread at a time (different cursors from different threads); the
+ * Threads: appends from any thread (they are serialised); each cursor from
+ * one thread at a time (different cursors from different threads); the
  * remaining calls from any thread.
  */
 #ifndef SPOT_JOURNAL_H
@@ -62,17 +62,25 @@ const char *journal_id(const struct journal *j);
 
 /* Appends one record. Blocks while the journal is over max_bytes, until a
  * cursor frees space or journal_shutdown() is called (then writes past the
- * bound: a message already received is never refused). Returns SPOT_OK,
- * SPOT_ETOOBIG (topic > 65535 or payload > 2^31) or SPOT_EIO. */
+ * bound: a message already received is never refused, and SPOT_OK says it
+ * was written). Returns SPOT_OK, SPOT_ETOOBIG (topic > 65535 or payload >
+ * 2^31) or SPOT_EIO. */
 int journal_append(struct journal *j, const char *topic, size_t topic_len,
                    const void *payload, size_t payload_len,
                    int64_t received_us);
 
+/* The same without waiting on the bound: for the few records sinks append
+ * themselves (dead letters, see dead_record.h), which must never wait for
+ * a cursor that may be their own. */
+int journal_append_unbounded(struct journal *j, const char *topic,
+                             size_t topic_len, const void *payload,
+                             size_t payload_len, int64_t received_us);
+
 /* fdatasync now (used at shutdown and by the flusher). */
 int journal_sync(struct journal *j);
 
-/* Wakes every blocked append and cursor wait; they return
- * SPOT_ESHUTDOWN from then on (appends still write). */
+/* Wakes every blocked append and cursor wait. Appends write from then on
+ * without waiting; cursors return SPOT_ESHUTDOWN once caught up. */
 void journal_shutdown(struct journal *j);
 
 /* Bytes held by all segments, records appended in total (the next seq),

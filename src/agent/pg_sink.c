@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dead_record.h"
 #include "pg_batch.h"
 #include "pg_schema.h"
 #include "pg_sink.h"
@@ -363,9 +364,32 @@ static void txn_reset(struct pg_sink *s)
     memset(s->rejects, 0, sizeof s->rejects);
 }
 
+/* A dead letter another sink journaled (dead_record.h): stored here when
+ * this sink is the dead-letter store, skipped otherwise. */
+static int encode_dead(struct pg_sink *s, const struct journal_entry *e)
+{
+    struct dead_record d;
+    if (!s->record_rejects)
+        return SPOT_OK;
+    if (dead_record_decode(e, &d) != SPOT_OK) {
+        log_msg(LOG_ERROR, MOD, "skipping a malformed dead-letter record");
+        return SPOT_OK;
+    }
+    char detail[SPOT_MAX_DETAIL_LEN * 4];
+    snprintf(detail, sizeof detail, "%.*s", (int)d.detail_len, d.detail);
+    int rc =
+        pg_batch_add_reject(s->batch, d.topic, d.topic_len, d.payload,
+                            d.payload_len, d.received_us, d.reason, detail);
+    if (rc == SPOT_OK)
+        s->rejects[d.reason]++;
+    return rc;
+}
+
 /* Validates and encodes one journal record into the batch. */
 static int encode(struct pg_sink *s, const struct journal_entry *e)
 {
+    if (dead_record_is(e))
+        return encode_dead(s, e);
     const struct record *r = NULL;
     int rc = validator_run(s->validator, e->topic, e->topic_len, e->payload,
                            e->payload_len, e->received_us, &r);

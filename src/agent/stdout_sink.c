@@ -18,6 +18,7 @@
 #include "spot/err.h"
 #include "spot/limits.h"
 #include "spot/log.h"
+#include "dead_record.h"
 #include "deadletter.h"
 #include "stdout_sink.h"
 #include "validate.h"
@@ -131,8 +132,28 @@ static int print_entity(struct stdout_sink *s, const struct record *r)
     return SPOT_OK;
 }
 
+/* A dead letter another sink journaled (dead_record.h). */
+static int handle_dead(struct stdout_sink *s, const struct journal_entry *e)
+{
+    struct dead_record d;
+    if (s->deadletter == NULL)
+        return SPOT_OK;
+    if (dead_record_decode(e, &d) != SPOT_OK) {
+        log_msg(LOG_ERROR, MOD, "skipping a malformed dead-letter record");
+        return SPOT_OK;
+    }
+    int rc = deadletter_write(s->deadletter, d.reason, d.detail, d.detail_len,
+                              d.received_us, d.topic, d.topic_len, d.payload,
+                              d.payload_len);
+    if (rc == SPOT_OK)
+        metrics_rejected(s->metrics, d.reason);
+    return rc;
+}
+
 static int handle(struct stdout_sink *s, const struct journal_entry *e)
 {
+    if (dead_record_is(e))
+        return handle_dead(s, e);
     const struct record *r;
     int rc = validator_run(s->validator, e->topic, e->topic_len, e->payload,
                            e->payload_len, e->received_us, &r);
@@ -145,8 +166,9 @@ static int handle(struct stdout_sink *s, const struct journal_entry *e)
         metrics_sink_writes(s->metrics, SINK_STDOUT, 1);
     }
     if (r->reason != REJECT_NONE && s->deadletter != NULL) {
-        rc = deadletter_write(s->deadletter, r, e->topic, e->topic_len,
-                              e->payload, e->payload_len);
+        rc = deadletter_write(s->deadletter, r->reason, r->detail,
+                              strlen(r->detail), r->received_us, e->topic,
+                              e->topic_len, e->payload, e->payload_len);
         if (rc != SPOT_OK)
             return rc;
         metrics_rejected(s->metrics, r->reason);
