@@ -23,19 +23,23 @@ LIBS     := -lpaho-mqtt3as -lcurl -lyajl -lpq -lcrypto -lz -lpthread -lm
 
 COMMON_SRC := $(wildcard src/common/*.c)
 AGENT_SRC  := $(filter-out src/agent/main.c,$(wildcard src/agent/*.c))
+# Device side: the publisher core, drivers and simulation; cmd_<name>.c
+# files hold the main() of build/<name> (spotdevice, spotsim).
+DEVICE_SRC := $(filter-out src/device/cmd_%.c,$(wildcard src/device/*.c src/device/*/*.c))
+DEVICE_CMDS := $(patsubst src/device/cmd_%.c,%,$(wildcard src/device/cmd_*.c))
 GEN_SRC    := $(BUILD)/gen/schemas_embedded.c
 SCHEMAS    := $(sort $(wildcard schemas/*.json))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 SERVER_SRC := $(wildcard tests/servers/*.c)
 
-LIB_SRC    := $(COMMON_SRC) $(AGENT_SRC)
+LIB_SRC    := $(COMMON_SRC) $(AGENT_SRC) $(DEVICE_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas_embedded.o
 LIB_OBJ_SAN := $(LIB_SRC:%.c=$(ASAN_DIR)/obj/%.o) $(ASAN_DIR)/obj/gen/schemas_embedded.o
 
 .PHONY: all check unit integration demo bench deps format format-check lint clean
 
-all: $(BUILD)/spotagent tools
+all: $(BUILD)/spotagent $(DEVICE_CMDS:%=$(BUILD)/%) tools
 
 deps:
 	@bash scripts/install-deps.sh
@@ -69,6 +73,9 @@ $(BUILD)/libspot.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/spotagent: $(BUILD)/obj/src/agent/main.o $(BUILD)/libspot.a
+	$(CC) $(OPT) -o $@ $^ $(LIBS)
+
+$(BUILD)/%: $(BUILD)/obj/src/device/cmd_%.o $(BUILD)/libspot.a
 	$(CC) $(OPT) -o $@ $^ $(LIBS)
 
 tools: $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%) \
@@ -124,7 +131,7 @@ bench: deps
 	bash scripts/bench.sh
 
 # --- style -----------------------------------------------------------------
-FMT_SRC = $(wildcard src/*/*.c src/*/*.h include/spot/*.h tests/unit/*.c tests/tools/*.c)
+FMT_SRC = $(wildcard src/*/*.c src/*/*.h src/*/*/*.c src/*/*/*.h include/spot/*.h tests/unit/*.c tests/tools/*.c tests/servers/*.c tests/servers/*.h)
 
 format:
 	clang-format -i $(FMT_SRC)
