@@ -1,0 +1,40 @@
+/*
+ * The operations endpoint (contract §5, --http-listen): GET /health,
+ * /ready, /metrics, /version, and a small self-refreshing status page at /
+ * (plain HTML, no external assets) with its data at /status.json. Served
+ * by libmicrohttpd's internal polling thread; handlers only read
+ * lock-free metrics and the activity module, and ask the agent's state
+ * through the callbacks below (which must be cheap and thread-safe).
+ *
+ * new/free from the main thread.
+ */
+#ifndef SPOT_ADMIN_HTTP_H
+#define SPOT_ADMIN_HTTP_H
+
+#include <stddef.h>
+
+#include "activity.h"
+#include "metrics.h"
+
+/* What the endpoint asks the running agent. */
+struct admin_view {
+    void *ctx;
+    /* 1 while connected to the broker and subscribed. */
+    int (*mqtt_connected)(void *ctx);
+    /* Number of enabled sinks; fills names (sink_name()) and readiness. */
+    size_t (*sinks)(void *ctx, enum sink_id *ids, int *ready, size_t max);
+    /* 1 while the threads make progress (main loop and sinks alive). */
+    int (*alive)(void *ctx);
+};
+
+struct admin_http;
+
+/* listen is "host:port" (validated by config). metrics, activity and view
+ * are borrowed. Returns SPOT_OK, SPOT_EIO (cannot bind: the message says
+ * why) or SPOT_ENOMEM. */
+int admin_http_new(struct admin_http **out, const char *listen,
+                   struct metrics *metrics, struct activity *activity,
+                   const struct admin_view *view);
+void admin_http_free(struct admin_http *h);
+
+#endif
