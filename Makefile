@@ -19,7 +19,7 @@ CPPFLAGS_BASE := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Isrc/age
 OPT      ?= -O2 -g
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
-LIBS     := -lpaho-mqtt3as -lcurl -lyajl -lpq -lcrypto -lz -lpthread -lm
+LIBS     := -lpaho-mqtt3as -lcurl -lmicrohttpd -lyajl -lpq -lcrypto -lz -lpthread -lm
 
 COMMON_SRC := $(wildcard src/common/*.c)
 AGENT_SRC  := $(filter-out src/agent/main.c,$(wildcard src/agent/*.c))
@@ -90,7 +90,7 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libspot.a
 $(BUILD)/servers/%: tests/servers/%.c $(BUILD)/libspot.a
 	@mkdir -p $(@D)
 	@echo '  CC      $<'
-	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -o $@ $^ -lmicrohttpd $(LIBS)
+	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -o $@ $^ $(LIBS)
 
 # --- sanitizer build (tests) -----------------------------------------------
 $(ASAN_DIR)/obj/%.o: %.c | $(GEN_SRC)
