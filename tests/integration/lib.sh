@@ -354,8 +354,10 @@ start_postgres() {
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_DIR/sock'
+# fsync off: fast, and safe as long as the machine does not crash. Keep
+# synchronous_commit on: an immediate shutdown would otherwise lose commits
+# the agent was told about (test_pg_restart).
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 max_connections = 50
 shared_buffers = 32MB

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# SIGTERM right after a burst: the agent exits 0 within a deadline, leaves
-# a journal checkpoint in its data dir, and after a restart every message
-# it had taken in (and every one the broker still held) is in PostgreSQL.
-# SIGINT is graceful too.
+# SIGTERM in the middle of a stream: the agent exits 0 within a deadline,
+# leaves a journal checkpoint in its data dir, and after a restart every
+# message it had taken in (and every one the broker queued meanwhile) is in
+# PostgreSQL exactly once. SIGINT is graceful too.
 source "$(dirname "$0")/lib.sh"
 
-N=5000
+N=20000
 
 start_mosquitto
 start_postgres
 start_agent
 
-spotpub --qos 1 --count "$N" --devices 5 --vertical all --apikey termkey \
-    --quiet || fail "spotpub failed"
-wait_for 30 "first rows landed" pg_total_ge 1
+bg pub "$TOOLS/spotpub" --url "$MQTT_URL" --qos 1 --count "$N" --devices 5 \
+    --vertical all --apikey termkey --inflight 500
+pub=$BG_PID
+
+wait_for 60 "2000 rows landed" pg_total_ge 2000
 log "SIGTERM with $(pg_total_rows) of $N rows stored"
 rc=0
 stop_agent 20 || rc=$?
@@ -25,8 +27,10 @@ checkpoints=$(find "$AGENT_DATA" -name 'checkpoint*' -type f | wc -l)
     fail "no journal checkpoint in $AGENT_DATA: $(find "$AGENT_DATA" | head -20)"
 
 start_agent
+wait_pid "$pub" 120 || fail "spotpub failed (exit $?)"
 wait_total "$N" 60
 assert_no_duplicates
+assert_eq 0 "$(pg_count rejected_message)" "rejected messages"
 
 # SIGINT behaves like SIGTERM.
 kill -INT "$AGENT_PID"
