@@ -56,4 +56,12 @@ int ngsi_encode(struct ngsi_encoder *e, const struct record *r,
  * with the NUL). */
 void ngsi_format_datetime(int64_t t_us, char out[32]);
 
+/* True when the len bytes at s are a legal Orion id, type or attribute
+ * name: 1..256 printable ASCII, none of < > " ' = ; ( ) & ? / # or space.
+ * ngsi_attr_name_is_legal also refuses the reserved attribute names (id,
+ * type, geo:distance, *, dateCreated, dateModified, dateExpires,
+ * servicePath, alterationType). Pure functions: any thread. */
+int ngsi_name_is_legal(const char *s, size_t len);
+int ngsi_attr_name_is_legal(const char *s, size_t len);
+
 #endif
