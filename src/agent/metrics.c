@@ -259,3 +259,18 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
     *len = o.len;
     return SPOT_OK;
 }
+
+uint64_t metrics_get_sink_errors(const struct metrics *m, enum sink_id s)
+{
+    return (unsigned)s < SINK_COUNT ? get(&m->errors[s]) : 0;
+}
+
+uint64_t metrics_get_sink_backlog(const struct metrics *m, enum sink_id s)
+{
+    return (unsigned)s < SINK_COUNT ? get(&m->backlog[s]) : 0;
+}
+
+int metrics_get_mqtt_connected(const struct metrics *m)
+{
+    return atomic_load_explicit(&m->connected, memory_order_relaxed);
+}

@@ -45,4 +45,10 @@ uint64_t metrics_get_sink_writes(const struct metrics *m, enum sink_id s);
  * NUL-terminated buffer (caller frees). Returns SPOT_OK or SPOT_ENOMEM. */
 int metrics_render(const struct metrics *m, char **out, size_t *len);
 
+/* Added for the status page (admin_http.c): the remaining per-sink values
+ * and the broker gauge, read without locks. */
+uint64_t metrics_get_sink_errors(const struct metrics *m, enum sink_id s);
+uint64_t metrics_get_sink_backlog(const struct metrics *m, enum sink_id s);
+int metrics_get_mqtt_connected(const struct metrics *m);
+
 #endif
