@@ -73,7 +73,7 @@ _cleanup() {
     trap - EXIT INT TERM ERR
     set +e
     if [ "$rc" -ne 0 ]; then
-        echo "FAILED: $TEST_NAME (exit $rc); logs in $TEST_TMP:" >&2
+        echo "FAILED: $TEST_NAME (exit $rc); log tails follow (KEEP_TMP=1 keeps $TEST_TMP):" >&2
         _print_logs
     fi
     local p

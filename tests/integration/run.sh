@@ -46,9 +46,19 @@ done
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/spotinteg-logs.XXXXXX")
 trap 'rm -rf "$logdir"' EXIT
-# Ctrl-C: the running test cleans itself up (it gets the signal too); stop
-# here rather than starting the next one.
-trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM
+# Ctrl-C or SIGTERM: `timeout` runs each test in its own process group, out
+# of reach of the terminal's signal, so pass it on (timeout relays it to the
+# test, whose trap stops everything it started), then stop here.
+child=
+interrupted() {
+    echo "run.sh: interrupted" >&2
+    if [ -n "$child" ]; then
+        kill -TERM "$child" 2>/dev/null
+        wait "$child" 2>/dev/null
+    fi
+    exit 130
+}
+trap interrupted INT TERM
 
 passed=0
 failed=0
@@ -58,7 +68,10 @@ for t in "${tests[@]}"; do
     name=$(basename "$t" .sh)
     start=$SECONDS
     rc=0
-    timeout -k 15 "$timeout_s" bash "$t" >"$logdir/$name.log" 2>&1 || rc=$?
+    timeout -k 15 "$timeout_s" bash "$t" >"$logdir/$name.log" 2>&1 &
+    child=$!
+    wait "$child" || rc=$?
+    child=
     dur=$((SECONDS - start))
     if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
