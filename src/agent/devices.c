@@ -206,13 +206,16 @@ static int parse_device(struct dev_entry *e, struct device_attr *attrs,
                 return rc;
             continue;
         }
-        if (!ngsi_attr_name_is_legal(key, strlen(key)))
+        if (!ngsi_name_is_legal(key, strlen(key)))
             return fail(err, errlen, dev, key,
                         "not a legal NGSI attribute name (1-256 printable "
                         "ASCII characters, none of < > \" ' = ; ( ) & ? / # "
-                        "or space; not id, type, geo:distance, *, "
-                        "dateCreated, dateModified, dateExpires, servicePath "
-                        "or alterationType)");
+                        "or space)");
+        if (!ngsi_attr_name_is_legal(key, strlen(key)))
+            return fail(err, errlen, dev, key,
+                        "a name NGSI reserves (id, type, geo:distance, *, "
+                        "dateCreated, dateModified, dateExpires, servicePath, "
+                        "alterationType)");
         if (strcmp(key, "TimeInstant") == 0)
             return fail(err, errlen, dev, key,
                         "TimeInstant is the observation time, set by each "

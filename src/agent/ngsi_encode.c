@@ -52,6 +52,16 @@ struct ngsi_encoder {
     const struct devices *_Atomic devices;
     yajl_gen g;
     int gst; /* OR of the yajl_gen statuses of the current entity */
+    /* the generator prints into this buffer (yajl's own buffer costs a
+     * capacity check and a NUL per token) */
+    char *out;
+    size_t out_len, out_cap;
+    int oom;
+    /* location of the last device, as text (formatting is the dearest
+     * part of an entity); reset when the devices table changes */
+    const struct device_static *loc_of;
+    char lon[40], lat[40];
+    int lon_len, lat_len;
     int ld;
     char ts[32]; /* TimeInstant of the current entity, NGSI DateTime */
     char id[SPOT_MAX_ID_LEN + 1];
@@ -216,6 +226,43 @@ int ngsi_mapping_parse(const char *s, enum ngsi_mapping *out)
 }
 
 /* --- generator helpers ----------------------------------------------------
+ * yajl_gen prints through print_cb into e->out. */
+
+static void print_grow(struct ngsi_encoder *e, const char *s, size_t len)
+{
+    size_t cap = e->out_cap ? e->out_cap : 16384;
+    while (cap < e->out_len + len)
+        cap *= 2;
+    char *p = e->oom ? NULL : realloc(e->out, cap);
+    if (p == NULL) {
+        e->oom = 1;
+        return;
+    }
+    e->out = p;
+    e->out_cap = cap;
+    memcpy(e->out + e->out_len, s, len);
+    e->out_len += len;
+}
+
+/* Called for every token, quote and separator: keep the common path a
+ * leaf function. */
+static void print_cb(void *ctx, const char *s, size_t len)
+{
+    struct ngsi_encoder *e = ctx;
+    size_t n = e->out_len;
+    if (n + len > e->out_cap) {
+        print_grow(e, s, len);
+        return;
+    }
+    e->out_len = n + len;
+    char *d = e->out + n;
+    if (len == 1)
+        *d = *s;
+    else
+        memcpy(d, s, len);
+}
+
+/*
  * Statuses are OR-ed into e->gst and checked once per entity. */
 
 static void gsn(struct ngsi_encoder *e, const char *s, size_t len)
@@ -227,6 +274,9 @@ static void gs(struct ngsi_encoder *e, const char *s)
 {
     gsn(e, s, strlen(s));
 }
+
+/* A string literal: its length is known at compile time. */
+#define GS_LIT(e, lit) gsn((e), (lit), sizeof(lit) - 1)
 
 static void gnum(struct ngsi_encoder *e, const char *s, size_t len)
 {
@@ -252,7 +302,7 @@ static void attr_open(struct ngsi_encoder *e, const char *name, size_t len,
 {
     gsn(e, name, len);
     gopen(e);
-    gs(e, "type");
+    GS_LIT(e, "type");
     if (!e->ld)
         gs(e, v2_type);
     else
@@ -268,31 +318,31 @@ static void attr_close(struct ngsi_encoder *e, const char *unit_code, int timed)
 {
     if (e->ld) {
         if (timed) {
-            gs(e, "observedAt");
+            GS_LIT(e, "observedAt");
             gs(e, e->ts);
         }
         if (unit_code != NULL) {
-            gs(e, "unitCode");
+            GS_LIT(e, "unitCode");
             gs(e, unit_code);
         }
     } else if (timed || unit_code != NULL) {
-        gs(e, "metadata");
+        GS_LIT(e, "metadata");
         gopen(e);
         if (timed) {
-            gs(e, "TimeInstant");
+            GS_LIT(e, "TimeInstant");
             gopen(e);
-            gs(e, "type");
-            gs(e, "DateTime");
-            gs(e, "value");
+            GS_LIT(e, "type");
+            GS_LIT(e, "DateTime");
+            GS_LIT(e, "value");
             gs(e, e->ts);
             gclose(e);
         }
         if (unit_code != NULL) {
-            gs(e, "unitCode");
+            GS_LIT(e, "unitCode");
             gopen(e);
-            gs(e, "type");
-            gs(e, "Text");
-            gs(e, "value");
+            GS_LIT(e, "type");
+            GS_LIT(e, "Text");
+            GS_LIT(e, "value");
             gs(e, unit_code);
             gclose(e);
         }
@@ -310,9 +360,9 @@ static void datetime_value(struct ngsi_encoder *e, const char *t)
         return;
     }
     gopen(e);
-    gs(e, "@type");
-    gs(e, "DateTime");
-    gs(e, "@value");
+    GS_LIT(e, "@type");
+    GS_LIT(e, "DateTime");
+    GS_LIT(e, "@value");
     gs(e, t);
     gclose(e);
 }
@@ -410,23 +460,28 @@ static void json_attr(struct ngsi_encoder *e, const char *name, size_t len,
     attr_close(e, NULL, 1);
 }
 
-static void location_attr(struct ngsi_encoder *e, double lon, double lat)
+static void location_attr(struct ngsi_encoder *e,
+                          const struct device_static *ds)
 {
-    char a[40], b[40];
-    int na = format_double(lon, a), nb = format_double(lat, b);
-    if (na < 0 || nb < 0 || !names_add(e, "location", 8)) {
-        if (na < 0 || nb < 0)
-            e->gst |= (int)yajl_gen_invalid_number;
+    if (e->loc_of != ds) {
+        e->lon_len = format_double(ds->lon, e->lon);
+        e->lat_len = format_double(ds->lat, e->lat);
+        e->loc_of = ds;
+    }
+    if (e->lon_len < 0 || e->lat_len < 0) {
+        e->gst |= (int)yajl_gen_invalid_number;
         return;
     }
+    if (!names_add(e, "location", 8))
+        return;
     attr_open(e, "location", 8, "geo:json", A_GEO);
     gopen(e);
-    gs(e, "type");
-    gs(e, "Point");
-    gs(e, "coordinates");
+    GS_LIT(e, "type");
+    GS_LIT(e, "Point");
+    GS_LIT(e, "coordinates");
     e->gst |= (int)yajl_gen_array_open(e->g);
-    gnum(e, a, (size_t)na);
-    gnum(e, b, (size_t)nb);
+    gnum(e, e->lon, (size_t)e->lon_len);
+    gnum(e, e->lat, (size_t)e->lat_len);
     e->gst |= (int)yajl_gen_array_close(e->g);
     gclose(e);
     attr_close(e, NULL, 1);
@@ -441,7 +496,7 @@ static void static_attrs(struct ngsi_encoder *e, const struct record *r)
     if (ds == NULL)
         return;
     if (ds->has_location)
-        location_attr(e, ds->lon, ds->lat);
+        location_attr(e, ds);
     for (size_t i = 0; i < ds->n_attrs; i++) {
         const struct device_attr *a = &ds->attrs[i];
         size_t len = strlen(a->name);
@@ -602,7 +657,20 @@ static int field_attr(struct ngsi_encoder *e, const struct schema_field *f,
 /* Characters legal in an Orion id but not in a URI (NGSI-LD ids). */
 static int uri_char_ok(unsigned char c)
 {
-    return strchr("[]{}|\\^`%", c) == NULL;
+    switch (c) {
+    case '[':
+    case ']':
+    case '{':
+    case '}':
+    case '|':
+    case '\\':
+    case '^':
+    case '`':
+    case '%':
+        return 0;
+    default:
+        return 1;
+    }
 }
 
 static int make_id(struct ngsi_encoder *e, const struct record *r, char *why,
@@ -739,17 +807,18 @@ int ngsi_encode(struct ngsi_encoder *e, const struct record *r,
     if (rc != SPOT_OK)
         return rc;
 
-    yajl_gen_clear(e->g);
     yajl_gen_reset(e->g, NULL);
+    e->out_len = 0;
+    e->oom = 0;
     e->gst = 0;
     e->skipped = 0;
     names_reset(e);
     ngsi_format_datetime(r->time_instant_us, e->ts);
 
     gopen(e);
-    gs(e, "id");
+    GS_LIT(e, "id");
     gs(e, e->id);
-    gs(e, "type");
+    GS_LIT(e, "type");
     gs(e, e->type);
     datetime_attr(e, "TimeInstant", e->ts, 0);
 
@@ -774,14 +843,14 @@ int ngsi_encode(struct ngsi_encoder *e, const struct record *r,
         return rc;
     gclose(e);
 
-    const unsigned char *buf;
-    size_t len;
-    if (e->gst != 0 || yajl_gen_get_buf(e->g, &buf, &len) != yajl_gen_status_ok)
+    if (e->oom)
+        return SPOT_ENOMEM;
+    if (e->gst != 0)
         return fail(why, whylen, "cannot generate the entity JSON");
     out->id = e->id;
     out->type = e->type;
-    out->json = (const char *)buf;
-    out->len = len;
+    out->json = e->out;
+    out->len = e->out_len;
     out->skipped_attrs = e->skipped;
     return SPOT_OK;
 }
@@ -797,6 +866,7 @@ int ngsi_encoder_new(struct ngsi_encoder **out, enum ngsi_flavour flavour,
         free(e);
         return SPOT_ENOMEM;
     }
+    yajl_gen_config(e->g, yajl_gen_print_callback, print_cb, e);
     e->flavour = flavour;
     e->mapping = mapping;
     e->ld = flavour == NGSI_FLAVOUR_LD;
@@ -809,6 +879,7 @@ void ngsi_encoder_set_devices(struct ngsi_encoder *e,
                               const struct devices *devices)
 {
     atomic_store_explicit(&e->devices, devices, memory_order_release);
+    e->loc_of = NULL;
 }
 
 void ngsi_encoder_free(struct ngsi_encoder *e)
@@ -816,6 +887,7 @@ void ngsi_encoder_free(struct ngsi_encoder *e)
     if (e == NULL)
         return;
     yajl_gen_free(e->g);
+    free(e->out);
     free(e->extra);
     free(e);
 }
