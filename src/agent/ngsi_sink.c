@@ -64,6 +64,8 @@
 #define NGSI_PROBE_IDLE_MS      15000 /* probe period when nothing flows */
 #define NGSI_PREP_RETRY_MS      1000  /* after a local failure */
 #define NGSI_SPLIT_DEPTH        16    /* > log2(NGSI_BATCH_ENTITIES) + 1 */
+#define NGSI_COMMIT_MS          100  /* checkpoint commits at most this often */
+#define NGSI_BACKLOG_MS         1000 /* backlog gauge refresh */
 #define NGSI_DETAIL_LEN         512
 #define KEYSET_CAP              2048 /* > 2 * requests * entities, 2^n */
 
@@ -162,6 +164,10 @@ struct ngsi_sink {
     bool halted;        /* cannot read on (out of memory while stopping) */
     bool dl_dirty;      /* file dead letters written since the last commit */
     bool dead_appended; /* dead records journaled since the last commit */
+    struct journal_pos uncommitted; /* checkpoint to commit */
+    bool has_uncommitted;
+    int64_t next_commit_ms;
+    int64_t next_backlog_ms;
     uint64_t rng;
 
     uint64_t n_requests; /* requests answered 2xx */
@@ -603,11 +609,32 @@ static void prepare_all(struct ngsi_sink *s, int64_t now)
     }
 }
 
-/* Commits the checkpoint past the DONE prefix of the window (after making
- * the dead letters written for it durable). */
-static void commit_prefix(struct ngsi_sink *s)
+/* Drops the DONE prefix of the window; the checkpoint past it is
+ * committed by commit(). */
+static void pop_done(struct ngsi_sink *s)
 {
-    if (s->count == 0 || slot_at(s, 0)->state != SLOT_DONE)
+    while (s->count > s->n_raw && slot_at(s, 0)->state == SLOT_DONE) {
+        struct slot *sl = slot_at(s, 0);
+        s->uncommitted = sl->next;
+        s->has_uncommitted = true;
+        sl->state = SLOT_FREE;
+        s->head = (s->head + 1) % NGSI_WINDOW_RECORDS;
+        s->count--;
+    }
+}
+
+/* Commits the checkpoint past what pop_done() dropped, at most every
+ * NGSI_COMMIT_MS unless forced (each commit is two fsyncs; a later one
+ * only means more is sent again after a crash), after making the dead
+ * letters written for those records durable. */
+static void commit(struct ngsi_sink *s, int64_t now, bool force)
+{
+    if (now >= s->next_backlog_ms) {
+        metrics_sink_backlog(s->metrics, s->sink,
+                             journal_cursor_backlog(s->cursor));
+        s->next_backlog_ms = now + NGSI_BACKLOG_MS;
+    }
+    if (!s->has_uncommitted || (!force && now < s->next_commit_ms))
         return;
     if (s->dl_dirty) {
         int rc = deadletter_sync(s->deadletter);
@@ -627,21 +654,14 @@ static void commit_prefix(struct ngsi_sink *s)
         }
         s->dead_appended = false;
     }
-    struct journal_pos last = {0, 0, 0};
-    while (s->count > 0 && s->count > s->n_raw &&
-           slot_at(s, 0)->state == SLOT_DONE) {
-        struct slot *sl = slot_at(s, 0);
-        last = sl->next;
-        sl->state = SLOT_FREE;
-        s->head = (s->head + 1) % NGSI_WINDOW_RECORDS;
-        s->count--;
-    }
-    int rc = journal_cursor_commit(s->cursor, last);
+    int rc = journal_cursor_commit(s->cursor, s->uncommitted);
     if (rc != SPOT_OK)
         log_msg(LOG_ERROR, s->mod,
                 "journal checkpoint failed: %s (records up to %" PRIu64
                 " will be sent again after a restart)",
-                spot_strerror(rc), last.seq);
+                spot_strerror(rc), s->uncommitted.seq);
+    s->has_uncommitted = false;
+    s->next_commit_ms = now + NGSI_COMMIT_MS;
     metrics_sink_backlog(s->metrics, s->sink,
                          journal_cursor_backlog(s->cursor));
 }
@@ -1131,6 +1151,8 @@ static int64_t next_timer(const struct ngsi_sink *s, int64_t now, int64_t cap)
         t = t < now + NGSI_LINGER_MS ? t : now + NGSI_LINGER_MS;
     if (s->n_raw > 0 && s->prep_retry_ms < t)
         t = s->prep_retry_ms;
+    if (s->has_uncommitted && s->next_commit_ms < t)
+        t = s->next_commit_ms;
     return t > now ? t - now : 0;
 }
 
@@ -1160,7 +1182,8 @@ static void *sink_main(void *arg)
                 break; /* everything read is confirmed */
         }
         prepare_all(s, now);
-        commit_prefix(s);
+        pop_done(s);
+        commit(s, now, false);
         probe_start(s, now);
         schedule(s, now, stopping);
 
@@ -1194,7 +1217,8 @@ static void *sink_main(void *arg)
         } else {
             wait_ms(s, t > 0 ? t : 1);
         }
-        commit_prefix(s);
+        pop_done(s);
+        commit(s, spot_mono_ms(), false);
     }
 
     /* Unconfirmed requests stay after the checkpoint: sent again later. */
@@ -1205,7 +1229,8 @@ static void *sink_main(void *arg)
     if (s->probe_active)
         http_client_cancel(s->http, s->probe);
     s->probe_active = false;
-    commit_prefix(s);
+    pop_done(s);
+    commit(s, spot_mono_ms(), true);
     atomic_store(&s->ready, 0);
     metrics_sink_backlog(s->metrics, s->sink,
                          journal_cursor_backlog(s->cursor));
