@@ -12,10 +12,12 @@
  * attribute of a name wins; a later one of the same name is left out (an
  * extra field left out that way is counted in skipped_attrs).
  *
- * One encoder per thread. The yajl generator and the buffers are reused:
- * no allocation per message once warm, except the yajl tree of a message
- * that has extra fields. docs/ngsi.md lists the choices made where the
- * mapping is silent.
+ * One encoder per thread; ngsi_encoder_set_devices may come from another
+ * thread (the table pointer is atomic; the old table must outlive the
+ * encode in progress). The yajl generator prints into a buffer of the
+ * encoder that is reused: no allocation per message once warm, except the
+ * yajl tree of a message that has extra fields. docs/ngsi.md lists the
+ * choices made where the mapping is silent.
  */
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -37,6 +39,9 @@
 #define NAME_SLOTS 1024
 #define MAX_ATTRS  512
 
+/* "YYYY-MM-DDThh:mm:ss.sssZ" */
+#define TS_LEN 24
+
 #define URN_PREFIX     "urn:ngsi-ld:"
 #define URN_PREFIX_LEN (sizeof URN_PREFIX - 1)
 
@@ -57,9 +62,10 @@ struct ngsi_encoder {
     char *out;
     size_t out_len, out_cap;
     int oom;
-    /* location of the last device, as text (formatting is the dearest
-     * part of an entity); reset when the devices table changes */
-    const struct device_static *loc_of;
+    /* the last location printed, keyed by its values (formatting a double
+     * costs more than the rest of an attribute) */
+    int loc_valid;
+    double loc_lon, loc_lat;
     char lon[40], lat[40];
     int lon_len, lat_len;
     int ld;
@@ -111,6 +117,24 @@ int ngsi_attr_name_is_legal(const char *s, size_t len)
         if (strlen(reserved[i]) == len && memcmp(reserved[i], s, len) == 0)
             return 0;
     return 1;
+}
+
+/* Names NGSI-LD gives a meaning of its own at the entity level (JSON-LD
+ * keywords, system attributes, the geo-properties): an extra field or
+ * static attribute of that name would be refused or misread. */
+static int ld_reserved(const char *s, size_t len)
+{
+    static const char *const names[] = {
+        "scope",     "location",   "observationSpace", "operationSpace",
+        "createdAt", "modifiedAt", "deletedAt",        "observedAt",
+        "unitCode",  "datasetId",  "instanceId",
+    };
+    if (len > 0 && s[0] == '@')
+        return 1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
+            return 1;
+    return 0;
 }
 
 static int has_forbidden(const char *s, size_t len)
@@ -262,8 +286,7 @@ static void print_cb(void *ctx, const char *s, size_t len)
         memcpy(d, s, len);
 }
 
-/*
- * Statuses are OR-ed into e->gst and checked once per entity. */
+/* yajl_gen statuses are OR-ed into e->gst and checked once per entity. */
 
 static void gsn(struct ngsi_encoder *e, const char *s, size_t len)
 {
@@ -319,7 +342,7 @@ static void attr_close(struct ngsi_encoder *e, const char *unit_code, int timed)
     if (e->ld) {
         if (timed) {
             GS_LIT(e, "observedAt");
-            gs(e, e->ts);
+            gsn(e, e->ts, TS_LEN);
         }
         if (unit_code != NULL) {
             GS_LIT(e, "unitCode");
@@ -334,7 +357,7 @@ static void attr_close(struct ngsi_encoder *e, const char *unit_code, int timed)
             GS_LIT(e, "type");
             GS_LIT(e, "DateTime");
             GS_LIT(e, "value");
-            gs(e, e->ts);
+            gsn(e, e->ts, TS_LEN);
             gclose(e);
         }
         if (unit_code != NULL) {
@@ -463,10 +486,13 @@ static void json_attr(struct ngsi_encoder *e, const char *name, size_t len,
 static void location_attr(struct ngsi_encoder *e,
                           const struct device_static *ds)
 {
-    if (e->loc_of != ds) {
+    if (!e->loc_valid || memcmp(&e->loc_lon, &ds->lon, sizeof ds->lon) != 0 ||
+        memcmp(&e->loc_lat, &ds->lat, sizeof ds->lat) != 0) {
         e->lon_len = format_double(ds->lon, e->lon);
         e->lat_len = format_double(ds->lat, e->lat);
-        e->loc_of = ds;
+        e->loc_lon = ds->lon;
+        e->loc_lat = ds->lat;
+        e->loc_valid = 1;
     }
     if (e->lon_len < 0 || e->lat_len < 0) {
         e->gst |= (int)yajl_gen_invalid_number;
@@ -500,7 +526,8 @@ static void static_attrs(struct ngsi_encoder *e, const struct record *r)
     for (size_t i = 0; i < ds->n_attrs; i++) {
         const struct device_attr *a = &ds->attrs[i];
         size_t len = strlen(a->name);
-        if (names_add(e, a->name, len))
+        if ((!e->ld || !ld_reserved(a->name, len)) &&
+            names_add(e, a->name, len))
             json_attr(e, a->name, len, a->value);
     }
 }
@@ -532,7 +559,8 @@ static int extra_attrs(struct ngsi_encoder *e, const struct record *r,
         size_t len = strlen(k);
         if (r->schema == NULL && len == 11 && memcmp(k, "TimeInstant", 11) == 0)
             continue; /* generic device: already the TimeInstant attribute */
-        if (!ngsi_attr_name_is_legal(k, len) || !names_add(e, k, len)) {
+        if (!ngsi_attr_name_is_legal(k, len) ||
+            (e->ld && ld_reserved(k, len)) || !names_add(e, k, len)) {
             e->skipped++;
             continue;
         }
@@ -879,7 +907,6 @@ void ngsi_encoder_set_devices(struct ngsi_encoder *e,
                               const struct devices *devices)
 {
     atomic_store_explicit(&e->devices, devices, memory_order_release);
-    e->loc_of = NULL;
 }
 
 void ngsi_encoder_free(struct ngsi_encoder *e)

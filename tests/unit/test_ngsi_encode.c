@@ -547,6 +547,26 @@ Test(ngsi, illegal_extra_names_are_skipped_and_counted)
     cr_assert_eq(ent.skipped_attrs, 4);
 }
 
+Test(ngsi, ld_reserved_names_are_skipped_in_ld_only)
+{
+    const struct record *r = run(
+        "/kaqo/Other_AQO/attrs",
+        "{" BASE ",\"@context\":\"x\",\"createdAt\":1,\"location\":\"here\","
+        "\"unitCode\":\"GQ\",\"ok\":1}");
+    struct ngsi_entity ent;
+    yajl_val v = parse(encode(r, NGSI_FLAVOUR_LD, NGSI_MAPPING_SDM, &ent));
+    cr_assert_eq(ent.skipped_attrs, 4);
+    cr_assert_null(at(v, "@context", NULL, NULL, NULL));
+    cr_assert_null(at(v, "location", NULL, NULL, NULL));
+    cr_assert_not_null(at(v, "ok", NULL, NULL, NULL));
+    yajl_tree_free(v);
+    v = parse(encode(r, NGSI_FLAVOUR_V2, NGSI_MAPPING_SDM, &ent));
+    cr_assert_eq(ent.skipped_attrs, 0);
+    expect_str(v, "Text", "location", "type", NULL, NULL);
+    expect_str(v, "Text", "@context", "type", NULL, NULL);
+    yajl_tree_free(v);
+}
+
 Test(ngsi, measurement_wins_over_static_and_extra)
 {
     /* an extra "location" and "address": the device table's win */
