@@ -587,6 +587,11 @@ def check_grafana(root, out, metrics):
     for v in dash.get("templating", {}).get("list", []):
         exprs.append(json.dumps(v.get("query", "")))
     check_metric_names("dashboard", metric_names_in(" ".join(exprs)), metrics)
+    with open(os.path.join(out, "dashboard-exprs.txt"), "w") as f:
+        for p in panels:
+            for t in p.get("targets", []):
+                if "expr" in t:
+                    f.write(t["expr"].replace("\n", " ") + "\n")
     check(set(metrics) <= metric_names_in(" ".join(exprs)) | {
         m for m in metrics if any(m + s in " ".join(exprs)
                                   for s in ("_bucket", "_sum", "_count"))},
