@@ -157,7 +157,7 @@ static const struct record *run_vector(const char *file, const char *code)
 static const char *encode(const struct record *r, enum ngsi_flavour f,
                           enum ngsi_mapping m, struct ngsi_entity *out)
 {
-    static char text[65536];
+    static char text[262144];
     char why[256] = "";
     struct ngsi_entity ent;
     int rc = ngsi_encode(enc[f][m], r, &ent, why, sizeof why);
@@ -629,6 +629,88 @@ Test(ngsi, ld_id_must_be_a_uri)
                              why, sizeof why),
                  SPOT_EINVAL);
     cr_assert(strstr(why, "URI") != NULL, "why: %s", why);
+}
+
+Test(ngsi, hand_made_records_that_cannot_be_entities)
+{
+    /* records no validated topic yields, to check the encoder's own
+     * checks */
+    const struct record *good = run_vector("aqo.json", "aqo");
+    static struct record r;
+    memcpy(&r, good, sizeof r);
+    struct ngsi_entity ent;
+    char why[256] = "";
+    r.device_id = "bad id";
+    cr_assert_eq(ngsi_encode(enc[0][0], &r, &ent, why, sizeof why),
+                 SPOT_EINVAL);
+    cr_assert(strstr(why, "character ' '") != NULL, "why: %s", why);
+    r.device_id = "x";
+    r.full_device_id = "x/y";
+    cr_assert_eq(
+        ngsi_encode(enc[0][NGSI_MAPPING_COMPAT], &r, &ent, why, sizeof why),
+        SPOT_EINVAL);
+    cr_assert(strstr(why, "'/'") != NULL, "why: %s", why);
+    /* an illegal type override */
+    static struct group g;
+    static char apikey[] = "k", type[] = "Air Quality";
+    g.apikey = apikey;
+    g.entity_types[SPOT_V_AQO] = type;
+    memcpy(&r, good, sizeof r);
+    r.group = &g;
+    cr_assert_eq(ngsi_encode(enc[1][0], &r, &ent, why, sizeof why),
+                 SPOT_EINVAL);
+    cr_assert(strstr(why, "entity type") != NULL, "why: %s", why);
+    /* a cfe record without the text that makes its id */
+    const struct record *cfe = run_vector("cfe.fixed.json", "cfe");
+    memcpy(&r, cfe, sizeof r);
+    int i = schema_field_index(r.schema, "visitorId", 9);
+    cr_assert(i >= 0);
+    r.values[i].kind = VALUE_NULL;
+    cr_assert_eq(ngsi_encode(enc[0][0], &r, &ent, why, sizeof why),
+                 SPOT_EINVAL);
+    cr_assert(strstr(why, "visitorId") != NULL, "why: %s", why);
+    /* compat does not need it */
+    encode(&r, NGSI_FLAVOUR_V2, NGSI_MAPPING_COMPAT, &ent);
+    cr_assert_str_eq(ent.id, "AnonymousCommuterId:SmartSpot_AQ_1_CFE");
+}
+
+Test(ngsi, many_and_large_extra_fields)
+{
+    /* 250 extra keys and a long string: the buffers grow, every key is
+     * sent */
+    static char msg[60000];
+    size_t n = (size_t)snprintf(msg, sizeof msg, "{" BASE);
+    for (int i = 0; i < 250; i++)
+        n += (size_t)snprintf(msg + n, sizeof msg - n, ",\"k%03d\":%d", i, i);
+    n += (size_t)snprintf(msg + n, sizeof msg - n, ",\"long\":\"");
+    memset(msg + n, 'z', 40000);
+    n += 40000;
+    snprintf(msg + n, sizeof msg - n, "\"}");
+    const struct record *r = run(TOPIC_AQO, msg);
+    for (int f = 0; f < 2; f++) {
+        struct ngsi_entity ent;
+        yajl_val v =
+            parse(encode(r, (enum ngsi_flavour)f, NGSI_MAPPING_SDM, &ent));
+        cr_assert_eq(ent.skipped_attrs, 0);
+        expect_number_text(v, "249", "k249", "value");
+        yajl_val l = at(v, "long", "value", NULL, NULL);
+        cr_assert(YAJL_IS_STRING(l) && strlen(l->u.string) == 40000);
+        yajl_tree_free(v);
+    }
+}
+
+Test(ngsi, utf8_and_control_characters)
+{
+    const struct record *r = run(
+        TOPIC_DEV,
+        "{" BASE ",\"wifiSsid\":\"Caf\u00e9 \u2615\",\"modelName\":\"a\\nb\"}");
+    const char *text = encode(r, NGSI_FLAVOUR_V2, NGSI_MAPPING_COMPAT, NULL);
+    yajl_val v = parse(text);
+    expect_str(v, "Caf\xc3\xa9 \xe2\x98\x95", "wifiSsid", "value", NULL, NULL);
+    expect_str(v, "Text", "wifiSsid", "type", NULL, NULL);
+    expect_str(v, "a\nb", "modelName", "value", NULL, NULL);
+    cr_assert(strstr(text, "a\\nb") != NULL, "control character escaped");
+    yajl_tree_free(v);
 }
 
 Test(ngsi, rejected_record_is_einval)
