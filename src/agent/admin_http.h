@@ -31,10 +31,19 @@ struct admin_http;
 
 /* listen is "host:port" (validated by config). metrics, activity and view
  * are borrowed. Returns SPOT_OK, SPOT_EIO (cannot bind: the message says
- * why) or SPOT_ENOMEM. */
+ * why) or SPOT_ENOMEM (SPOT_EINVAL: listen does not parse, see below).
+ * activity may be NULL (the page then shows no devices or rejects); a NULL
+ * callback in view counts as "yes" (alive), the metrics' broker gauge
+ * (mqtt_connected) or no sink (sinks). */
 int admin_http_new(struct admin_http **out, const char *listen,
                    struct metrics *metrics, struct activity *activity,
                    const struct admin_view *view);
 void admin_http_free(struct admin_http *h);
+
+/* Splits listen ("host:port", "[ipv6]:port") into host and port, the port
+ * a number in 1..65535 and an IPv6 host in brackets. For config
+ * validation too. Returns SPOT_OK or SPOT_EINVAL. Any thread. */
+int admin_http_parse_listen(const char *listen, char *host, size_t hostlen,
+                            char *port, size_t portlen);
 
 #endif
