@@ -1281,8 +1281,8 @@ static int ld_link_ok(const char *link)
         while (*p == ' ' || *p == ';') {
             p++;
         }
-        if (strncmp(p, "rel=\"" LD_CTX_REL "\"", 6 + strlen(LD_CTX_REL) + 1) ==
-            0) {
+        if (strncmp(p, "rel=\"" LD_CTX_REL "\"",
+                    sizeof("rel=\"" LD_CTX_REL "\"") - 1) == 0) {
             rel = 1;
         }
         p += strcspn(p, ";");
@@ -1838,7 +1838,7 @@ static enum MHD_Result ctl_faults(struct req *r)
 static enum MHD_Result ctl_stats(struct req *r)
 {
     yajl_gen gen;
-    char code[8];
+    char code[16];
 
     if (strcmp(r->method, "DELETE") == 0) {
         pthread_mutex_lock(&g.lock);
