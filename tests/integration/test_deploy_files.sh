@@ -163,10 +163,11 @@ fi
 # The runtime stage must provide every shared library the binaries need
 # (NEEDED entries mapped to their Debian package on this machine, the same
 # release as the image).
+LDCONFIG=$(command -v ldconfig || echo /sbin/ldconfig)
 lib_package() {
     local path
-    path=$(ldconfig -p | awk -v l="$1" '$1 == l && /x86-64|x86_64|64bit/ {print $NF; exit}')
-    [ -n "$path" ] || path=$(ldconfig -p | awk -v l="$1" '$1 == l {print $NF; exit}')
+    path=$("$LDCONFIG" -p | awk -v l="$1" '$1 == l && /x86-64|x86_64|64bit/ {print $NF; exit}')
+    [ -n "$path" ] || path=$("$LDCONFIG" -p | awk -v l="$1" '$1 == l {print $NF; exit}')
     [ -n "$path" ] || return 1
     local p
     for p in "$path" "$(readlink -f "$path")" "/usr$path" "${path#/usr}"; do
@@ -174,7 +175,8 @@ lib_package() {
     done
     return 1
 }
-if command -v readelf >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
+if command -v readelf >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 &&
+    [ -x "$LDCONFIG" ]; then
     checked=0
     for b in spotagent spotsim spotdevice; do
         bin=$REPO_ROOT/build/$b
@@ -190,7 +192,7 @@ if command -v readelf >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
     [ "$checked" -gt 0 ] || skip "no release binary in build/: runtime libraries not checked"
     log "Dockerfile: runtime stage covers the $checked shared libraries of build/spot*"
 else
-    skip "readelf or dpkg missing: runtime libraries not checked"
+    skip "readelf, dpkg or ldconfig missing: runtime libraries not checked"
 fi
 
 # --- 4. systemd unit ----------------------------------------------------------
