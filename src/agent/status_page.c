@@ -55,7 +55,7 @@ static const char *const style[] = {
     ".warn{color:var(--warn)}",
     "table{border-collapse:collapse;width:100%}",
     "th,td{text-align:left;padding:4px 8px;border-bottom:1px solid "
-    "var(--line);vertical-align:top}",
+    "var(--line);vertical-align:baseline}",
     "th{font-size:12px;color:var(--muted);font-weight:600}",
     ".n{text-align:right;font-variant-numeric:tabular-nums;"
     "white-space:nowrap}",
