@@ -365,6 +365,14 @@ def check_compose(root, out, known_vars, secrets):
                 name = v[len("/run/secrets/"):]
                 v = os.path.join(here, c["secrets"][name]["file"])
             f.write(f"{k}={v}\n")
+    fleet = services.get("fleet", {})
+    ep = fleet.get("entrypoint") or []
+    check(ep and os.path.basename(ep[0]) == "spotsim",
+          "compose: the fleet runs spotsim")
+    with open(os.path.join(out, "fleet-flags.txt"), "w") as f:
+        for w in fleet.get("command") or []:
+            if str(w).startswith("--"):
+                f.write(str(w).split("=")[0] + "\n")
     pg = read(os.path.join(here, c["secrets"]["pg_url"]["file"])).strip()
     check("host=postgres" in pg and f"port={PORTS['postgres']}" in pg,
           "compose: the pg_url secret points at postgres:5432")

@@ -65,6 +65,18 @@ else
     skip "no docker compose installed: compose file checked by check_deploy.py only"
 fi
 
+# The fleet's spotsim flags (compose) against spotsim itself, once built.
+if [ -x "$REPO_ROOT/build/spotsim" ]; then
+    "$REPO_ROOT/build/spotsim" --help >"$TEST_TMP/spotsim-help.txt" 2>&1 || true
+    while read -r flag; do
+        grep -qE -- "(^|[^a-z-])$flag([^a-z-]|\$)" "$TEST_TMP/spotsim-help.txt" ||
+            fail "compose runs spotsim $flag, which spotsim --help does not list"
+    done <"$OUT/fleet-flags.txt"
+    log "compose: spotsim knows the fleet's flags ($(tr '\n' ' ' <"$OUT/fleet-flags.txt"))"
+else
+    skip "build/spotsim not built yet: the fleet's flags in docker-compose.yml not checked"
+fi
+
 # Kubernetes: kustomize builds the manifests (offline; no cluster here).
 if command -v kubectl >/dev/null 2>&1 &&
     kubectl kustomize "$DEPLOY/k8s" >"$TEST_TMP/k8s.yaml" 2>"$TEST_TMP/kustomize.log"; then
