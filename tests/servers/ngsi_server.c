@@ -385,6 +385,7 @@ static void account(struct req *r, int status, const char *why)
 
     rec_build(&x, r, status);
     pthread_mutex_lock(&g.lock);
+    g.st.requests++;
     if (status > 0 && status < 600) {
         g.st.by_status[status]++;
     }
@@ -541,6 +542,7 @@ static enum MHD_Result method_not_allowed(struct req *r, const char *allow)
 {
     const char *hdrs[3];
     yajl_gen gen = yajl_gen_alloc(NULL);
+    char t[128];
 
     if (gen == NULL) {
         return reply(r, 405, NULL, 0, NULL, NULL);
@@ -549,8 +551,15 @@ static enum MHD_Result method_not_allowed(struct req *r, const char *allow)
     hdrs[1] = allow;
     hdrs[2] = NULL;
     yajl_gen_map_open(gen);
-    gen_kv_str(gen, "error", "MethodNotAllowed");
-    gen_kv_str(gen, "description", "method not allowed");
+    if (r->kind == K_LD) {
+        snprintf(t, sizeof t, "%s%s", LD_ERR_BASE, "OperationNotSupported");
+        gen_kv_str(gen, "type", t);
+        gen_kv_str(gen, "title", "Method not allowed");
+        gen_kv_str(gen, "detail", allow);
+    } else {
+        gen_kv_str(gen, "error", "MethodNotAllowed");
+        gen_kv_str(gen, "description", "method not allowed");
+    }
     yajl_gen_map_close(gen);
     return reply_gen(r, 405, gen, hdrs);
 }
@@ -1069,6 +1078,12 @@ static void v2_query_free(struct v2_query *q)
     }
 }
 
+/* Orion query features the test server does not implement: refused rather
+ * than silently ignored. */
+static const char *const unsupported_query[] = {
+    "q", "mq", "georel", "geometry", "coords", "orderBy", "metadata", NULL,
+};
+
 /* The common part of both GETs: URI, service path (query form), tenant,
  * Accept, id/type/pattern parameters. */
 static int v2_query_init(struct req *r, struct v2_query *q, char *tenant,
@@ -1088,6 +1103,14 @@ static int v2_query_init(struct req *r, struct v2_query *q, char *tenant,
     }
     if (v2_tenant(r, tenant, tlen, e) != 0) {
         return -1;
+    }
+    for (size_t i = 0; unsupported_query[i] != NULL; i++) {
+        if (arg(r, unsupported_query[i]) != NULL) {
+            return BAD(e,
+                       "URI parameter /%s/ is not supported by the test "
+                       "server",
+                       unsupported_query[i]);
+        }
     }
     q->service = tenant;
     q->id = arg(r, "id");
@@ -1208,9 +1231,13 @@ static enum MHD_Result v2_get_entity(struct req *r, const char *id)
 
 static enum MHD_Result v2_version(struct req *r)
 {
-    yajl_gen gen = yajl_gen_alloc(NULL);
+    yajl_gen gen;
 
-    if (gen == NULL) {
+    if (!accept_ok(r, 0)) {
+        return reply_orion(r, 406, "NotAcceptable",
+                           "acceptable MIME types: application/json");
+    }
+    if ((gen = yajl_gen_alloc(NULL)) == NULL) {
         return reply(r, 500, NULL, 0, NULL, "out of memory");
     }
     yajl_gen_map_open(gen);
@@ -2064,8 +2091,7 @@ static enum MHD_Result route(struct req *r)
     if (strcmp(p, "/ngsi-ld/v1/entities") == 0) {
         return get ? ld_get(r, NULL) : method_not_allowed(r, "GET");
     }
-    if (strncmp(p, "/ngsi-ld/v1/entities/", 21) == 0 && p[21] != '\0' &&
-        strchr(p + 21, '/') == NULL) {
+    if (strncmp(p, "/ngsi-ld/v1/entities/", 21) == 0 && p[21] != '\0') {
         return get ? ld_get(r, p + 21) : method_not_allowed(r, "GET");
     }
     if (r->kind == K_LD) {
@@ -2085,7 +2111,6 @@ static enum MHD_Result dispatch(struct req *r)
         return control(r);
     }
     pthread_mutex_lock(&g.lock);
-    g.st.requests++;
     if (r->write || g.f.all) {
         if (g.f.close_next > 0) {
             g.f.close_next--;
@@ -2350,7 +2375,9 @@ static int refusal(int lfd)
     long ms;
     int keep;
 
-    close(lfd);
+    if (lfd >= 0) {
+        close(lfd);
+    }
     pthread_mutex_lock(&g.lock);
     ms = g.refuse_ms;
     keep = g.refuse_keep;
@@ -2413,9 +2440,12 @@ static void *listener_main(void *arg_)
         if (stop) {
             break;
         }
-        if (refuse && lfd >= 0) {
+        if (refuse) {
             lfd = refusal(lfd);
             continue;
+        }
+        if (lfd < 0 && (lfd = listen_open(g.port)) >= 0) {
+            log_line("listening again on port %u", g.port);
         }
         if (poll(p, lfd >= 0 ? 2 : 1, lfd >= 0 ? -1 : 100) < 0) {
             continue;

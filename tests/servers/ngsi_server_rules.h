@@ -471,6 +471,12 @@ static const char *geo_line(yajl_val a)
     return geo_positions(a, 2);
 }
 
+/* The geometries Orion (MongoDB 2dsphere) supports; no GeometryCollection. */
+static const char *const geo_types[] = {
+    "Point",   "MultiPoint",   "LineString", "MultiLineString",
+    "Polygon", "MultiPolygon", NULL,
+};
+
 /* Validates a GeoJSON geometry; features allows Feature and a
  * FeatureCollection of exactly one Feature (Orion). NULL when valid. */
 static const char *geo_validate(yajl_val v, int features)
@@ -510,6 +516,9 @@ static const char *geo_validate(yajl_val v, int features)
         }
         return geo_validate(f0, 1);
     }
+    if (!in_list(type, geo_types)) {
+        return "unsupported GeoJSON type";
+    }
     if (c == NULL) {
         return "GeoJSON coordinates missing";
     }
@@ -531,7 +540,7 @@ static const char *geo_validate(yajl_val v, int features)
     if (strcmp(type, "MultiPolygon") == 0) {
         return geo_each(c, geo_polygon);
     }
-    return "unsupported GeoJSON type";
+    return "unsupported GeoJSON type"; /* not reached */
 }
 
 /* Orion's legacy geo:point value "lat, lon". */
