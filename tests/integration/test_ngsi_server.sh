@@ -31,10 +31,10 @@ _ngsi_up_or_dead() {
 # start_ngsi NAME [ARGS...]: starts the server on a free port (retrying if
 # the bind loses a race); sets NGSI_PID, NGSI_PORT, NGSI_URL.
 start_ngsi() {
-    local name=$1 try port pf
+    local name=$1 _try port pf
     shift
     pf=$TEST_TMP/$name.port
-    for try in 1 2 3 4 5; do
+    for _try in 1 2 3 4 5; do
         rm -f "$pf"
         port=$(free_port)
         bg "$name" "$NGSI_SERVER" --port "$port" --port-file "$pf" \
@@ -143,6 +143,8 @@ req GET /version
 assert_eq 200 "$ST" "GET /version"
 assert_eq 3.10.1-spotagent-test "$(jget "$BODY" '->{orion}{version}')" \
     "orion.version"
+req GET /version -H 'Content-Type: application/json'
+assert_eq 400 "$ST" "GET with a Content-Type header (Orion forbids it)"
 
 update '{"actionType":"append","entities":[
   {"id":"urn:ngsi-ld:AirQualityObserved:SmartSpot_AQ_1","type":"AirQualityObserved",

@@ -409,18 +409,26 @@ static void account(struct req *r, int status, const char *why)
 /* --- responses ---------------------------------------------------------------
  */
 
-/* Sleeps delay_ms (a fault), waking early when the server stops. */
+/* Holds the answer delay_ms (a fault) from now; a new delay_ms set
+ * meanwhile applies to waiting answers too (0 releases them). Wakes early
+ * when the server stops. */
 static void fault_delay(void)
 {
-    struct timespec until;
-    long ms;
+    struct timespec start, until;
 
+    clock_gettime(CLOCK_MONOTONIC, &start);
     pthread_mutex_lock(&g.lock);
-    ms = g.f.delay_ms;
-    if (ms > 0) {
-        until = deadline_in(ms);
-        while (!g.stopping &&
-               pthread_cond_timedwait(&g.cv, &g.lock, &until) != ETIMEDOUT) {
+    while (!g.stopping && g.f.delay_ms > 0) {
+        long ms = g.f.delay_ms;
+        until = start;
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&g.cv, &g.lock, &until) == ETIMEDOUT) {
+            break;
         }
     }
     pthread_mutex_unlock(&g.lock);
@@ -2060,6 +2068,14 @@ static enum MHD_Result route(struct req *r)
     const char *m = r->method;
     int get = strcmp(m, "GET") == 0;
     int post = strcmp(m, "POST") == 0;
+
+    /* rest.cpp: "Check Content-Type and Content-Length for GET/DELETE" */
+    if (r->kind == K_V2 && (get || strcmp(m, "DELETE") == 0) &&
+        hdr(r, "Content-Type") != NULL && (!r->has_clen || r->clen == 0)) {
+        return reply_orion(r, 400, "BadRequest",
+                           "Orion accepts no payload for GET/DELETE requests. "
+                           "HTTP header Content-Type is thus forbidden");
+    }
 
     if (strcmp(p, "/version") == 0) {
         return get ? v2_version(r) : method_not_allowed(r, "GET");
