@@ -566,6 +566,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 
 /* libmicrohttpd's own errors, one line each. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     (void)cls;
