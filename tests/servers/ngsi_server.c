@@ -40,8 +40,7 @@
 #include "ngsi_server_rules.h"
 #include "ngsi_server_store.h"
 
-/* --- limits ------------------------------------------------------------------
- */
+/* --- limits --------------------------------------------------------------- */
 
 #define NS_VERSION              "3.10.1-spotagent-test"
 #define NS_DEFAULT_MAX_BODY     (1024u * 1024u) /* Orion -inReqPayloadMaxSize */
@@ -62,8 +61,7 @@
 #define LD_ERR_BASE "https://uri.etsi.org/ngsi-ld/errors/"
 #define LD_CTX_REL  "http://www.w3.org/ns/json-ld#context"
 
-/* --- state -------------------------------------------------------------------
- */
+/* --- state ---------------------------------------------------------------- */
 
 struct rec {
     uint64_t seq;
@@ -159,6 +157,32 @@ static void log_line(const char *fmt, ...)
     funlockfile(g.log);
 }
 
+/* libmicrohttpd's own messages (closed sockets under injected faults, ...)
+ * go to --log, not to stderr. */
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    (void)cls;
+    if (g.log == NULL) {
+        return;
+    }
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#endif
+    vsnprintf(msg, sizeof msg, fmt, ap);
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+    n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n') {
+        msg[--n] = '\0';
+    }
+    log_line("libmicrohttpd: %s", msg);
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -209,8 +233,7 @@ static const char *arg(const struct req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* --- UTF-8 -----------------------------------------------------------------
- */
+/* --- UTF-8 ---------------------------------------------------------------- */
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -282,8 +305,7 @@ static void gen_str_safe(yajl_gen gen, const char *s)
     }
 }
 
-/* --- request ring and statistics (under g.lock) ----------------------------
- */
+/* --- request ring and statistics (under g.lock) --------------------------- */
 
 static void rec_clear(struct rec *x)
 {
@@ -406,8 +428,7 @@ static void account(struct req *r, int status, const char *why)
              r->entities, why != NULL ? " " : "", why != NULL ? why : "");
 }
 
-/* --- responses ---------------------------------------------------------------
- */
+/* --- responses ------------------------------------------------------------ */
 
 /* Holds the answer delay_ms (a fault) from now; a new delay_ms set
  * meanwhile applies to waiting answers too (0 releases them). Wakes early
@@ -572,8 +593,7 @@ static enum MHD_Result method_not_allowed(struct req *r, const char *allow)
     return reply_gen(r, 405, gen, hdrs);
 }
 
-/* --- common request checks (Orion's rest.cpp order) ------------------------
- */
+/* --- common request checks (Orion's rest.cpp order) ----------------------- */
 
 /* Content-Type before ';' (Orion cuts there and compares exactly). */
 static void media_type(const char *ct, char *out, size_t outlen, int trim)
@@ -795,8 +815,7 @@ static int v2_write_preamble(struct req *r, struct spaths *sp, char *tenant,
     return v2_tenant(r, tenant, tlen, e);
 }
 
-/* --- NGSI-v2: POST /v2/op/update --------------------------------------------
- */
+/* --- NGSI-v2: POST /v2/op/update ------------------------------------------ */
 
 /* Appends to a bounded description buffer. */
 static void desc_add(char *buf, size_t len, const char *fmt, ...)
@@ -1008,8 +1027,7 @@ static enum MHD_Result v2_op_update(struct req *r)
     return reply(r, 204, NULL, 0, NULL, NULL);
 }
 
-/* --- NGSI-v2: GET /v2/entities, GET /v2/entities/{id} ------------------------
- */
+/* --- NGSI-v2: GET /v2/entities, GET /v2/entities/{id} --------------------- */
 
 static void gen_v2_entity(yajl_gen gen, const struct ns_entity *e,
                           int keyvalues, const char *attrs)
@@ -1737,8 +1755,7 @@ static enum MHD_Result ld_get(struct req *r, const char *id)
     return reply_gen(r, 200, gen, hdrs);
 }
 
-/* --- test control: /__faults, /__stats, /__entities, /__requests ------------
- */
+/* --- test control: /__faults, /__stats, /__entities, /__requests ---------- */
 
 static void gen_faults(yajl_gen gen)
 {
@@ -2629,7 +2646,7 @@ int main(int argc, char **argv)
         (unsigned)NS_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)NS_CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
         NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-        MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
     if (g.mhd == NULL) {
         fprintf(stderr, "ngsi_server: cannot start libmicrohttpd\n");
         goto out_pipe;

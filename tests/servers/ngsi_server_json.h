@@ -133,8 +133,7 @@ static int json_has_bad_number(yajl_val v)
     return 0;
 }
 
-/* --- output ----------------------------------------------------------------
- */
+/* --- output --------------------------------------------------------------- */
 
 static void gen_str(yajl_gen g, const char *s)
 {

@@ -30,8 +30,7 @@
 #define NS_MAX_URI_LEN  2048
 #define NS_LD_MAX_DEPTH 4 /* sub-property nesting accepted in NGSI-LD */
 
-/* --- errors ------------------------------------------------------------------
- */
+/* --- errors --------------------------------------------------------------- */
 
 struct ns_err {
     int status;      /* HTTP status */
@@ -58,8 +57,7 @@ ns_fail(struct ns_err *e, int status, const char *error, const char *fmt, ...)
 
 #define BAD(e, ...) ns_fail((e), 400, "BadRequest", __VA_ARGS__)
 
-/* --- request structs -------------------------------------------------------
- */
+/* --- request structs ------------------------------------------------------ */
 
 struct ns_md {
     char *name;
@@ -150,8 +148,7 @@ static int oom(struct ns_err *e)
     return ns_fail(e, 500, "InternalServerError", "out of memory");
 }
 
-/* --- characters and identifiers ----------------------------------------------
- */
+/* --- characters and identifiers ------------------------------------------- */
 
 /* Orion's commonForbidden(): forbidden in any request field. */
 static int forbidden_common(unsigned char c)
@@ -207,8 +204,7 @@ static const char *const reserved_md_names[] = {
     "*", "dateCreated", "dateModified", "previousValue", "actionType", NULL,
 };
 
-/* --- DateTime (orion-api.md "Datetime support", parse8601Time) -------------
- */
+/* --- DateTime (orion-api.md "Datetime support", parse8601Time) ------------ */
 
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 {
@@ -390,8 +386,7 @@ static void iso8601_format(int64_t ms, char *buf, size_t len)
              (int)(ms - secs * 1000));
 }
 
-/* --- GeoJSON (orion-api.md "GeoJSON"; MongoDB 2dsphere rules) --------------
- */
+/* --- GeoJSON (orion-api.md "GeoJSON"; MongoDB 2dsphere rules) ------------- */
 
 static const char *geo_position(yajl_val p)
 {
@@ -568,8 +563,7 @@ static int geo_point_ok(const char *s)
     return lat >= -90.0 && lat <= 90.0 && lon >= -180.0 && lon <= 180.0;
 }
 
-/* --- NGSI-v2 attribute values ------------------------------------------------
- */
+/* --- NGSI-v2 attribute values --------------------------------------------- */
 
 /* Orion's CompoundValueNode::check(): duplicated keys, forbidden characters
  * in string leaves (keys are not checked). */

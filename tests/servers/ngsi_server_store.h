@@ -245,8 +245,7 @@ static void store_remove(struct ns_store *s, struct ns_stored *x)
     stored_free(x);
 }
 
-/* --- attributes of a stored entity ------------------------------------------
- */
+/* --- attributes of a stored entity ---------------------------------------- */
 
 static struct ns_attr *ent_attr(struct ns_entity *e, const char *name)
 {
