@@ -21,9 +21,10 @@
  * few levels (body, entities, entity, attribute, metadata). */
 #define NS_MAX_JSON_DEPTH 60
 
-/* Checks what yajl_tree_parse does not: no NUL byte, no comment (yajl's
- * tree parser enables them, Orion's rapidjson refuses them), nesting at
- * most NS_MAX_JSON_DEPTH (yajl_tree_free recurses). Returns 0 or -1. */
+/* Checks what yajl_tree_parse does not: no NUL byte and no \u0000 escape
+ * (its strings are NUL-terminated), no comment (yajl's tree parser enables
+ * them, Orion's rapidjson refuses them), nesting at most NS_MAX_JSON_DEPTH
+ * (yajl_tree_free recurses). Returns 0 or -1. */
 static int json_prescan(const char *s, size_t len)
 {
     int depth = 0;
@@ -36,6 +37,11 @@ static int json_prescan(const char *s, size_t len)
         }
         if (in_str) {
             if (c == '\\') {
+                /* yajl_tree keeps strings NUL-terminated: a \u0000 would
+                 * silently cut them short */
+                if (i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0) {
+                    return -1;
+                }
                 i++;
             } else if (c == '"') {
                 in_str = 0;
