@@ -340,7 +340,9 @@ int ngsi_ld_parse_207(const char *body, size_t len,
         return SPOT_EINVAL;
     }
     yajl_val errors = obj_get(v, "errors");
-    if (errors != NULL && !YAJL_IS_ARRAY(errors)) {
+    yajl_val success = obj_get(v, "success");
+    if ((errors != NULL && !YAJL_IS_ARRAY(errors)) ||
+        (errors == NULL && !YAJL_IS_ARRAY(success))) {
         yajl_tree_free(v);
         return SPOT_EINVAL;
     }

@@ -60,7 +60,7 @@ struct ngsi_ld_error {
 
 /* Parses a 207 body ({"success":[..],"errors":[{"entityId":..,"error":
  * {..}}]}) and calls fn once per entry of "errors". SPOT_OK or SPOT_EINVAL
- * (not such an object). */
+ * (not such an object: neither array is there). */
 int ngsi_ld_parse_207(const char *body, size_t len,
                       void (*fn)(void *arg, const struct ngsi_ld_error *e),
                       void *arg);

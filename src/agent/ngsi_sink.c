@@ -161,6 +161,7 @@ struct ngsi_sink {
     bool last_fail_unreachable;
     int64_t prep_retry_ms;
     bool caught_up;     /* the last read found nothing more */
+    bool journal_shut;  /* ... and the journal is shut down: no waiting */
     bool halted;        /* cannot read on (out of memory while stopping) */
     bool dl_dirty;      /* file dead letters written since the last commit */
     bool dead_appended; /* dead records journaled since the last commit */
@@ -402,6 +403,7 @@ static int intake(struct ngsi_sink *s, int wait_ms_first)
         int rc = journal_cursor_next(s->cursor, n == 0 ? wait_ms_first : 0, &e);
         if (rc == SPOT_EAGAIN || rc == SPOT_ESHUTDOWN) {
             s->caught_up = true;
+            s->journal_shut = rc == SPOT_ESHUTDOWN;
             return SPOT_OK;
         }
         if (rc != SPOT_OK)
@@ -1206,7 +1208,7 @@ static void *sink_main(void *arg)
             handle_done(s);
             if (can_read && intake(s, 0) != SPOT_OK && !s->halted)
                 wait_ms(s, NGSI_PREP_RETRY_MS);
-        } else if (can_read) {
+        } else if (can_read && !s->journal_shut) {
             int rc = intake(s, (int)t);
             if (rc != SPOT_OK && !s->halted) {
                 log_msg(LOG_ERROR, s->mod,
@@ -1216,6 +1218,8 @@ static void *sink_main(void *arg)
             }
         } else {
             wait_ms(s, t > 0 ? t : 1);
+            if (can_read && intake(s, 0) != SPOT_OK && !s->halted)
+                wait_ms(s, NGSI_PREP_RETRY_MS);
         }
         pop_done(s);
         commit(s, spot_mono_ms(), false);
