@@ -1299,11 +1299,10 @@ int ngsi_sink_new(struct ngsi_sink **out, const struct ngsi_sink_options *o,
     }
     if ((o->token && !header_safe(o->token)) || !header_safe(o->url) ||
         (o->ld_context &&
-         (!header_safe(o->ld_context) || strpbrk(o->ld_context, "<>\""))) ||
-        (o->ca_file && !o->ca_file[0])) {
+         (!header_safe(o->ld_context) || strpbrk(o->ld_context, "<>\"")))) {
         log_msg(LOG_ERROR, mod,
-                "token, URL, CA file or @context holds characters that "
-                "cannot go into an HTTP header");
+                "token, URL or @context holds characters that cannot go "
+                "into an HTTP header");
         return SPOT_ECONFIG;
     }
     if (o->record_rejects && (!o->data_dir || !o->data_dir[0]))
