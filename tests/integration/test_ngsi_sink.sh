@@ -143,6 +143,16 @@ v2_requests() {
         }' <<<"$BODY"
 }
 
+# last_headers PATH_PREFIX: "name: value" lines (lower-case names) of the
+# last recorded request under PATH_PREFIX.
+last_headers() {
+    ngsi GET "/__requests?path=$1&last=1"
+    perl -MJSON::PP -e '
+        local $/; my $d = JSON::PP->new->decode(<STDIN>);
+        my $h = $d->{requests}[-1]{headers} || {};
+        print "$_: $h->{$_}\n" for sort keys %$h' <<<"$BODY"
+}
+
 stat_of() {
     ngsi GET /__stats
     jget "$1" <<<"$BODY"
@@ -321,7 +331,9 @@ stop_agent || fail "agent exited with status $?"
 
 # --- 4. both sinks at once; NGSI-LD replays the journal on its own cursor ------
 
-start_agent --config "$CFG" --orion-url "$NGSI_URL" --ngsi-ld-url "$NGSI_URL"
+TOKEN=tok-$RANDOM$RANDOM-secret
+start_agent --config "$CFG" --orion-url "$NGSI_URL" --ngsi-ld-url "$NGSI_URL" \
+    --orion-token "$TOKEN"
 wait_for 30 "LD Device in tenant ops" ld_has ops urn:ngsi-ld:Device:SmartSpot_1
 wait_for 30 "LD air quality in tenant city" ld_has city \
     urn:ngsi-ld:AirQualityObserved:SmartSpot_1
@@ -333,6 +345,10 @@ assert_eq 0.640869140625 "$(ld_attr city urn:ngsi-ld:AirQualityObserved:SmartSpo
     no2.value)" "LD no2"
 assert_eq "$SSID" "$(ld_attr ops urn:ngsi-ld:Device:SmartSpot_2 wifiSsid.value)" \
     "LD wifiSsid"
+h=$(last_headers /ngsi-ld/v1/entityOperations/upsert)
+assert_match 'content-type: application/json' "$h" "LD Content-Type"
+assert_match 'link: <https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld\+json"' \
+    "$h" "LD Link header"
 # The v2 sink goes on from its own checkpoint.
 publish_payload /airaqo/SmartSpot_1_AQO/attrs "$(aqo 59 99.5)"
 wait_until 30 bash -c "[ \"\$(curl -s -H 'Fiware-Service: city' \
@@ -340,6 +356,13 @@ wait_until 30 bash -c "[ \"\$(curl -s -H 'Fiware-Service: city' \
     '$NGSI_URL/v2/entities/$air?attrs=no2&options=keyValues')\" = \
     '{\"id\":\"$air\",\"type\":\"AirQualityObserved\",\"no2\":99.5}' ]" ||
     fail "last aqo message not in the broker"
+h=$(last_headers /v2/op/update)
+assert_match "x-auth-token: $TOKEN" "$h" "X-Auth-Token"
+assert_match 'fiware-service: city' "$h" "Fiware-Service"
+assert_match 'fiware-servicepath: /env/air' "$h" "Fiware-ServicePath"
+if grep -q "$TOKEN" "$AGENT_STDERR" "$AGENT_STDOUT"; then
+    fail "the token appears in the agent's output"
+fi
 assert_eq 1 "$(pg_count rejected_message)" "rejected_message rows"
 agent_alive || fail "agent died"
 stop_agent || fail "agent exited with status $?"
