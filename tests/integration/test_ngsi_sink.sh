@@ -345,10 +345,10 @@ assert_eq 0.640869140625 "$(ld_attr city urn:ngsi-ld:AirQualityObserved:SmartSpo
     no2.value)" "LD no2"
 assert_eq "$SSID" "$(ld_attr ops urn:ngsi-ld:Device:SmartSpot_2 wifiSsid.value)" \
     "LD wifiSsid"
-h=$(last_headers /ngsi-ld/v1/entityOperations/upsert)
-assert_match 'content-type: application/json' "$h" "LD Content-Type"
+hdrs=$(last_headers /ngsi-ld/v1/entityOperations/upsert)
+assert_match 'content-type: application/json' "$hdrs" "LD Content-Type"
 assert_match 'link: <https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld\+json"' \
-    "$h" "LD Link header"
+    "$hdrs" "LD Link header"
 # The v2 sink goes on from its own checkpoint.
 publish_payload /airaqo/SmartSpot_1_AQO/attrs "$(aqo 59 99.5)"
 wait_until 30 bash -c "[ \"\$(curl -s -H 'Fiware-Service: city' \
@@ -356,10 +356,10 @@ wait_until 30 bash -c "[ \"\$(curl -s -H 'Fiware-Service: city' \
     '$NGSI_URL/v2/entities/$air?attrs=no2&options=keyValues')\" = \
     '{\"id\":\"$air\",\"type\":\"AirQualityObserved\",\"no2\":99.5}' ]" ||
     fail "last aqo message not in the broker"
-h=$(last_headers /v2/op/update)
-assert_match "x-auth-token: $TOKEN" "$h" "X-Auth-Token"
-assert_match 'fiware-service: city' "$h" "Fiware-Service"
-assert_match 'fiware-servicepath: /env/air' "$h" "Fiware-ServicePath"
+hdrs=$(last_headers /v2/op/update)
+assert_match "x-auth-token: $TOKEN" "$hdrs" "X-Auth-Token"
+assert_match 'fiware-service: city' "$hdrs" "Fiware-Service"
+assert_match 'fiware-servicepath: /env/air' "$hdrs" "Fiware-ServicePath"
 if grep -q "$TOKEN" "$AGENT_STDERR" "$AGENT_STDOUT"; then
     fail "the token appears in the agent's output"
 fi
