@@ -21,9 +21,9 @@
 
 struct visitor {
     unsigned char mac[6];
-    int random;
-    int detection; /* 1 Wi-Fi, 2 Bluetooth */
-    double duration;
+    unsigned char random;
+    unsigned char detection; /* 1 Wi-Fi, 2 Bluetooth */
+    float duration;          /* whole seconds */
 };
 
 struct state {
@@ -33,7 +33,6 @@ struct state {
     char *salt;
     int people, avg, interval, reporting, collection, count_mode, event_mode;
     int detection, visitor, random, duration;
-    struct visitor v[SPOT_DEVICE_MAX_VISITORS];
 };
 
 static const char *const cfo_defaults[] = {"all"};
@@ -45,8 +44,10 @@ static void mac_from(uint64_t h, unsigned char mac[6])
         mac[i] = (unsigned char)(h >> (8 * i));
 }
 
-/* The visitors of the period [t0, t0 + p); returns how many. */
-static size_t visitors(struct state *s, int64_t t0, int64_t p)
+/* The visitors of the period [t0, t0 + p) into out (room for
+ * SPOT_DEVICE_MAX_VISITORS); returns how many. */
+static size_t visitors(const struct state *s, int64_t t0, int64_t p,
+                       struct visitor *out)
 {
     double t = (double)t0 + (double)p / 2.0;
     uint64_t hk = sim_hash(s->key, (uint64_t)t0, 0xc0, 0);
@@ -60,9 +61,9 @@ static size_t visitors(struct state *s, int64_t t0, int64_t p)
     uint64_t offset = sim_hash(hk, 1, 0, 0) % POPULATION;
     uint64_t stride = 1 + sim_hash(hk, 2, 0, 0) % (POPULATION - 1);
     for (size_t k = 0; k < (size_t)n; k++) {
-        struct visitor *v = &s->v[k];
+        struct visitor *v = &out[k];
         uint64_t h = sim_hash(s->key, (uint64_t)t0, k, 0x71);
-        v->random = sim_u01(h) < s->random_share;
+        v->random = sim_u01(h) < s->random_share ? 1 : 0;
         if (v->random) {
             mac_from(sim_hash(h, 0x3ac, 0, 0), v->mac);
             v->mac[0] = (unsigned char)((v->mac[0] | 0x02) & 0xfe);
@@ -74,7 +75,7 @@ static size_t visitors(struct state *s, int64_t t0, int64_t p)
         v->detection = sim_u01(sim_hash(h, 1, 0, 0)) < 0.75 ? 1 : 2;
         double u = sim_u01(sim_hash(h, 2, 0, 0));
         double d = round(15.0 + 900.0 * u * u);
-        v->duration = d > (double)p ? (double)p : d;
+        v->duration = (float)(d > (double)p ? (double)p : d);
     }
     return (size_t)n;
 }
@@ -147,10 +148,11 @@ static int sample_cfo(void *state, const struct sensor_period *per,
 {
     struct state *s = state;
     const struct sim_base *b = &s->b;
-    size_t n = visitors(s, per->start_s, per->period_s);
+    struct visitor v[SPOT_DEVICE_MAX_VISITORS];
+    size_t n = visitors(s, per->start_s, per->period_s, v);
     double sum = 0;
     for (size_t k = 0; k < n; k++)
-        sum += s->v[k].duration;
+        sum += v[k].duration;
     struct reading r;
     reading_init(&r, b->sv);
     int64_t t0 = per->start_s;
@@ -172,9 +174,10 @@ static int sample_cfe(void *state, const struct sensor_period *per,
 {
     struct state *s = state;
     const struct sim_base *b = &s->b;
-    size_t n = visitors(s, per->start_s, per->period_s);
+    struct visitor vis[SPOT_DEVICE_MAX_VISITORS];
+    size_t n = visitors(s, per->start_s, per->period_s, vis);
     for (size_t k = 0; k < n; k++) {
-        const struct visitor *v = &s->v[k];
+        const struct visitor *v = &vis[k];
         char id[VISITOR_ID_LEN + 1];
         int rc = visitor_id(s->salt, v->mac, id);
         if (rc != SPOT_OK)
