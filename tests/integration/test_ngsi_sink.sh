@@ -21,7 +21,12 @@
 #    and does not poison the batch around it.
 # 4. Both sinks at once (--orion-url and --ngsi-ld-url, cursors "orion" and
 #    "ngsi_ld"): the NGSI-LD sink replays the journal on its own into the
-#    tenants.
+#    tenants; X-Auth-Token, Fiware-Service/-ServicePath and the Link header
+#    as the server received them; the token never in the agent's output.
+# 5. A broker with a smaller body limit (--max-body 16384, as Orion's
+#    -inReqPayloadMaxSize): batches answered 413 are split; an entity above
+#    the limit on its own is dead-lettered (ngsi_rejected, HTTP 413) and the
+#    rest lands.
 #
 # Environment: NGSI_SERVER (default $TOOLS/../servers/ngsi_server).
 
@@ -366,3 +371,44 @@ fi
 assert_eq 1 "$(pg_count rejected_message)" "rejected_message rows"
 agent_alive || fail "agent died"
 stop_agent || fail "agent exited with status $?"
+
+# --- 5. 413: a smaller body limit splits batches; an entity above it alone
+# is dead-lettered ------------------------------------------------------------
+
+URL1=$NGSI_URL
+start_ngsi --multiservice --max-body 16384
+log "second server with a 16 KiB body limit: $NGSI_URL"
+start_agent --config "$CFG" --orion-url "$NGSI_URL"
+ngsi POST /__faults -H 'Content-Type: application/json' \
+    -d '{"refuse_for_ms":1000}'
+assert_eq 200 "$ST" "refusing connections"
+# The first message fails alone (connection refused); the rest pile up
+# and go as one batch with the oversized entity in it, once the server is
+# back: 413, split, ... , the oversized one alone: 413, dead-lettered.
+BIG=$(head -c 20000 /dev/zero | tr '\0' 'x')
+publish_payload /airaqo/small0_AQO/attrs "$(aqo 2 0.5)"
+publish_payload /airaqo/big_AQO/attrs \
+    "{\"TimeInstant\":\"2024-05-01T11:00:00Z\",\"period\":5,\"status\":\"connected\",\"no2-a4\":1,\"note\":\"$BIG\"}"
+for i in $(seq 1 20); do
+    publish_payload "/airaqo/small${i}_AQO/attrs" "$(aqo 2 "$i.5")"
+done
+for i in $(seq 0 20); do
+    wait_for 30 "small$i landed" v2_has city /env/air \
+        "urn:ngsi-ld:AirQualityObserved:small$i"
+done
+wait_for 30 "the oversized entity in rejected_message" pg_count_is 2 \
+    rejected_message "reason = 'ngsi_rejected'"
+detail=$(psql_q "SELECT detail FROM rejected_message
+                 WHERE reason = 'ngsi_rejected' AND topic = '/airaqo/big_AQO/attrs'")
+assert_match 'urn:ngsi-ld:AirQualityObserved:big: HTTP 413' "$detail" \
+    "detail of the oversized entity"
+assert_eq 404 "$(v2_attr city /env/air urn:ngsi-ld:AirQualityObserved:big id)" \
+    "the oversized entity in the broker"
+n413=$(stat_of by_status.413)
+[ "$n413" -ge 2 ] ||
+    fail "expected split batches and the oversized entity refused (413), got $n413 413s"
+ngsi GET /__stats
+log "second server: $BODY"
+agent_alive || fail "agent died"
+stop_agent || fail "agent exited with status $?"
+NGSI_URL=$URL1
