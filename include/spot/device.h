@@ -39,6 +39,7 @@ struct device_stats {
     uint64_t spool_errors;    /* messages the spool refused (disk) */
     uint64_t skipped_periods; /* after a stall longer than the catch-up cap */
     uint64_t sensors_failed;  /* sensors that failed their probe */
+    int64_t last_period_s;    /* start of the last period measured, or -1 */
     struct spool_stats spool;
     struct publisher_stats pub;
 };

@@ -20,6 +20,7 @@
 #include "spot/clock.h"
 #include "spot/device.h"
 #include "spot/device_config.h"
+#include "spot/device_status.h"
 #include "spot/device_limits.h"
 #include "spot/err.h"
 #include "spot/log.h"
@@ -40,6 +41,7 @@ struct opts {
     int64_t start_s;
     long long drain_ms;
     const char *log_level;
+    const char *status;
 };
 
 static void usage(FILE *f)
@@ -62,6 +64,9 @@ static void usage(FILE *f)
             "                     2026-01-01T00:00:00Z (default now)\n"
             "  --drain-ms N       on SIGTERM, keep sending for up to N ms "
             "(default %d)\n"
+            "  --status FILE      keep FILE up to date with the counters and "
+            "the client\n"
+            "                     status (resource 17), as JSON\n"
             "  --log-level L      error, warn, info, debug (default info)\n"
             "  --version, --help\n"
             "\n"
@@ -83,7 +88,15 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    enum { O_CHECK = 256, O_SPEED, O_START, O_DRAIN, O_LOG, O_VERSION };
+    enum {
+        O_CHECK = 256,
+        O_SPEED,
+        O_START,
+        O_DRAIN,
+        O_LOG,
+        O_STATUS,
+        O_VERSION
+    };
     static const struct option longs[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, O_CHECK},
@@ -91,6 +104,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"start", required_argument, NULL, O_START},
         {"drain-ms", required_argument, NULL, O_DRAIN},
         {"log-level", required_argument, NULL, O_LOG},
+        {"status", required_argument, NULL, O_STATUS},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -128,6 +142,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case O_LOG:
             o->log_level = optarg;
             break;
+        case O_STATUS:
+            o->status = optarg;
+            break;
         case O_VERSION:
             printf("spotdevice %s\n", SPOT_VERSION);
             return 1;
@@ -164,6 +181,22 @@ static int wait_signal(const sigset_t *set, int64_t ms)
         return 0;
     }
     return sig < 0 ? 0 : sig;
+}
+
+/* Rewrites the status file when something changed since *last. */
+static void update_status(struct device *dev, const char *path,
+                          struct device_stats *last)
+{
+    struct device_stats st;
+    device_get_stats(dev, &st);
+    if (st.periods != last->periods ||
+        st.pub.connected != last->pub.connected ||
+        st.pub.acked != last->pub.acked ||
+        st.spool.pending != last->spool.pending)
+        if (device_status_write(&st, path) != SPOT_OK)
+            log_msg(LOG_WARN, MOD, "writing %s failed: %s", path,
+                    strerror(errno));
+    *last = st;
 }
 
 int main(int argc, char **argv)
@@ -234,10 +267,18 @@ int main(int argc, char **argv)
             cfg.dev.period_min, o.speed,
             cfg.mqtt.enable ? "enabled" : "disabled");
     int sig = 0;
+    struct device_stats last = {.periods = UINT64_MAX};
     while (sig == 0) {
         int64_t wait_ms;
         device_tick(dev, &wait_ms);
+        if (o.status) {
+            update_status(dev, o.status, &last);
+            if (wait_ms > 200)
+                wait_ms = 200;
+        }
         sig = wait_signal(&set, wait_ms);
+        if (o.status)
+            update_status(dev, o.status, &last);
     }
     log_msg(LOG_INFO, MOD,
             "%s: sending what is queued (up to %lld ms), "
@@ -246,6 +287,8 @@ int main(int argc, char **argv)
     device_shutdown(dev, (int)o.drain_ms);
     struct device_stats st;
     device_get_stats(dev, &st);
+    if (o.status)
+        device_status_write(&st, o.status);
     log_msg(LOG_INFO, MOD,
             "stopped: %" PRIu64 " periods, %" PRIu64 " messages, %" PRIu64
             " acknowledged, %" PRIu64 " queued, %" PRIu64 " dropped",

@@ -97,6 +97,7 @@ int device_new(struct device **out, const struct device_opts *o)
         return SPOT_ENOMEM;
     d->cfg = c;
     d->schemas = o->schemas;
+    d->st.last_period_s = -1;
     d->period_s = c->dev.period_min * 60;
     d->speed = o->speed > 0 ? o->speed : 1.0;
     d->mono0_ms = spot_mono_ms();
@@ -202,6 +203,7 @@ static void measure(struct device *d, int64_t start)
                     spot_strerror(rc));
     }
     d->st.periods++;
+    d->st.last_period_s = start;
 }
 
 int device_tick(struct device *d, int64_t *wait_ms)
