@@ -1,7 +1,15 @@
 /*
  * Service groups: the "service_groups" array of the configuration file,
- * validated whole and turned into an immutable lookup table.
+ * validated whole and turned into an immutable lookup table. A reload
+ * (groups_adopt) publishes a new table through an atomic pointer; readers
+ * never lock. A replaced table stays allocated for GROUPS_RETIRED more
+ * reloads, because records of a batch in progress may still point into it
+ * (a batch lasts well under a second; reloads are made by people), and is
+ * freed then or at exit.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +20,18 @@
 #include "spot/topic.h"
 #include "groups.h"
 
-struct groups {
+#define GROUPS_RETIRED 16
+
+struct table {
     struct group *items;
     size_t n;
+};
+
+struct groups {
+    _Atomic(struct table *) current;
+    pthread_mutex_t mu; /* serialises adopters */
+    struct table *retired[GROUPS_RETIRED];
+    size_t next_retired;
 };
 
 static int fail(char *err, size_t errlen, size_t i, const char *msg)
@@ -159,11 +176,21 @@ static int parse_group(struct group *g, const struct yajl_val_s *node, size_t i,
     return SPOT_OK;
 }
 
-int groups_new(struct groups **out, const struct yajl_val_s *node, char *err,
-               size_t errlen)
+static void table_free(struct table *t)
 {
-    struct groups *gs = calloc(1, sizeof *gs);
-    if (gs == NULL)
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        group_clear(&t->items[i]);
+    free(t->items);
+    free(t);
+}
+
+static int table_new(struct table **out, const struct yajl_val_s *node,
+                     char *err, size_t errlen)
+{
+    struct table *t = calloc(1, sizeof *t);
+    if (t == NULL)
         return SPOT_ENOMEM;
     int rc = SPOT_OK;
     if (node == NULL)
@@ -173,19 +200,18 @@ int groups_new(struct groups **out, const struct yajl_val_s *node, char *err,
         rc = SPOT_ECONFIG;
         goto out;
     }
-    gs->items = calloc(node->u.array.len + 1, sizeof *gs->items);
-    if (gs->items == NULL) {
+    t->items = calloc(node->u.array.len + 1, sizeof *t->items);
+    if (t->items == NULL) {
         rc = SPOT_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < node->u.array.len; i++) {
-        rc =
-            parse_group(&gs->items[i], node->u.array.values[i], i, err, errlen);
-        gs->n = i + 1;
+        rc = parse_group(&t->items[i], node->u.array.values[i], i, err, errlen);
+        t->n = i + 1;
         if (rc != SPOT_OK)
             goto out;
         for (size_t j = 0; j < i; j++) {
-            if (strcmp(gs->items[j].apikey, gs->items[i].apikey) == 0) {
+            if (strcmp(t->items[j].apikey, t->items[i].apikey) == 0) {
                 rc = fail(err, errlen, i, "apikey already configured");
                 goto out;
             }
@@ -193,10 +219,28 @@ int groups_new(struct groups **out, const struct yajl_val_s *node, char *err,
     }
 out:
     if (rc != SPOT_OK) {
-        groups_free(gs);
+        table_free(t);
         return rc;
     }
-    *out = gs;
+    *out = t;
+    return SPOT_OK;
+}
+
+int groups_new(struct groups **out, const struct yajl_val_s *node, char *err,
+               size_t errlen)
+{
+    struct table *t;
+    int rc = table_new(&t, node, err, errlen);
+    if (rc != SPOT_OK)
+        return rc;
+    struct groups *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        table_free(t);
+        return SPOT_ENOMEM;
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    atomic_init(&g->current, t);
+    *out = g;
     return SPOT_OK;
 }
 
@@ -204,24 +248,54 @@ void groups_free(struct groups *g)
 {
     if (g == NULL)
         return;
-    for (size_t i = 0; i < g->n; i++)
-        group_clear(&g->items[i]);
-    free(g->items);
+    table_free(atomic_load(&g->current));
+    for (size_t i = 0; i < GROUPS_RETIRED; i++)
+        table_free(g->retired[i]);
+    pthread_mutex_destroy(&g->mu);
     free(g);
+}
+
+void groups_adopt(struct groups *g, struct groups *from)
+{
+    struct table *fresh = atomic_exchange(&from->current, NULL);
+    pthread_mutex_lock(&g->mu);
+    struct table *old = atomic_exchange(&g->current, fresh);
+    table_free(g->retired[g->next_retired]);
+    g->retired[g->next_retired] = old;
+    g->next_retired = (g->next_retired + 1) % GROUPS_RETIRED;
+    pthread_mutex_unlock(&g->mu);
+    groups_free(from);
 }
 
 size_t groups_count(const struct groups *g)
 {
-    return g ? g->n : 0;
+    if (g == NULL)
+        return 0;
+    const struct table *t = atomic_load_explicit(
+        &((struct groups *)(uintptr_t)g)->current, memory_order_acquire);
+    return t ? t->n : 0;
 }
 
 const struct group *groups_find(const struct groups *g, const char *apikey,
                                 size_t len)
 {
-    for (size_t i = 0; g && i < g->n; i++) {
-        const char *k = g->items[i].apikey;
+    if (g == NULL)
+        return NULL;
+    const struct table *t = atomic_load_explicit(
+        &((struct groups *)(uintptr_t)g)->current, memory_order_acquire);
+    for (size_t i = 0; t && i < t->n; i++) {
+        const char *k = t->items[i].apikey;
         if (strlen(k) == len && memcmp(k, apikey, len) == 0)
-            return &g->items[i];
+            return &t->items[i];
     }
     return NULL;
+}
+
+const struct group *groups_at(const struct groups *g, size_t i)
+{
+    if (g == NULL)
+        return NULL;
+    const struct table *t = atomic_load_explicit(
+        &((struct groups *)(uintptr_t)g)->current, memory_order_acquire);
+    return t && i < t->n ? &t->items[i] : NULL;
 }

@@ -35,11 +35,18 @@ int groups_new(struct groups **out, const struct yajl_val_s *node, char *err,
                size_t errlen);
 void groups_free(struct groups *g);
 
+/* Replaces g's table with from's and frees from (main thread; readers of
+ * g carry on without locking). */
+void groups_adopt(struct groups *g, struct groups *from);
+
 /* Number of configured groups; 0 means "accept every apikey". */
 size_t groups_count(const struct groups *g);
 
 /* The group of the apikey (len bytes), or NULL. Case-sensitive. */
 const struct group *groups_find(const struct groups *g, const char *apikey,
                                 size_t len);
+
+/* The i-th group (configuration order), or NULL past the end. */
+const struct group *groups_at(const struct groups *g, size_t i);
 
 #endif
