@@ -14,6 +14,8 @@ void reading_init(struct reading *r, const struct schema_vertical *sv)
     r->schema = sv;
     for (size_t i = 0; i < SPOT_MAX_SCHEMA_FIELDS; i++) {
         r->v[i].kind = READING_ABSENT;
+        r->v[i].number = 0;
+        r->v[i].integer = 0;
         r->v[i].text = NULL;
     }
     r->text_used = 0;
