@@ -8,10 +8,12 @@ set -euo pipefail
 packages=(
     build-essential pkg-config
     libpaho-mqtt-dev libyajl-dev libpq-dev libcriterion-dev
-    libssl-dev libcurl4-openssl-dev libmicrohttpd-dev
+    libssl-dev libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev
     mosquitto mosquitto-clients
     postgresql postgresql-client
     openssl curl procps
+    python3 python3-yaml      # deploy-file consistency test
+    chromium fonts-liberation # status page test (headless screenshot)
 )
 
 missing=()

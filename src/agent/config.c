@@ -17,7 +17,9 @@
 
 #include "spot/err.h"
 #include "spot/log.h"
+#include "admin_http.h"
 #include "config.h"
+#include "devices.h"
 
 enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_BOOL };
 
@@ -68,13 +70,20 @@ static const struct option_def options[] = {
     {"ngsi-mapping", OPT_STR, OFF(ngsi_mapping), "sdm", 0, 0, false, false,
      "sdm or compat"},
     {"orion-token", OPT_STR, OFF(orion_token), NULL, 0, 0, true, false,
-     "sent as X-Auth-Token"},
+     "sent as X-Auth-Token to the NGSI brokers"},
+    {"orion-ca", OPT_STR, OFF(orion_ca), NULL, 0, 0, false, false,
+     "PEM CA bundle to verify https:// NGSI brokers (default: system CAs)"},
+    {"ngsi-ld-context", OPT_STR, OFF(ngsi_ld_context), NULL, 0, 0, false, false,
+     "@context URL sent in the Link header to the NGSI-LD broker "
+     "(default: the ETSI core context)"},
     {"http-listen", OPT_STR, OFF(http_listen), "127.0.0.1:8080", 0, 0, false,
      false, "health and metrics endpoint host:port; off disables"},
     {"data-dir", OPT_STR, OFF(data_dir), "./spotagent-data", 0, 0, false, false,
      "journal, checkpoints, and dead letters when no PostgreSQL sink"},
     {"log-level", OPT_STR, OFF(log_level), "info", 0, 0, false, false,
      "error, warn, info, debug"},
+    {"log-format", OPT_STR, OFF(log_format), "text", 0, 0, false, false,
+     "text, logfmt or json (one line per event on standard error)"},
     {"fsync-interval-ms", OPT_INT, OFF(fsync_interval_ms), "100", 0, 60000,
      false, false, "journal fsync interval; 0 = every message"},
     {"journal-max-mb", OPT_INT, OFF(journal_max_mb), "1024", 1, 1048576, false,
@@ -341,6 +350,7 @@ static int apply_file(struct loader *l, const char *path)
         goto out;
     }
     yajl_val groups = NULL;
+    yajl_val devices = NULL;
     for (size_t k = 0; k < root->u.object.len && rc == SPOT_OK; k++) {
         const char *key = root->u.object.keys[k];
         yajl_val v = root->u.object.values[k];
@@ -349,8 +359,7 @@ static int apply_file(struct loader *l, const char *path)
             continue;
         }
         if (strcmp(key, "devices") == 0) {
-            if (!YAJL_IS_OBJECT(v))
-                rc = fail(l, "config: devices must be an object");
+            devices = v;
             continue;
         }
         /* option keys: the flag in snake case */
@@ -390,13 +399,14 @@ static int apply_file(struct loader *l, const char *path)
         }
         rc = set_value(l, (size_t)i, val, LAYER_FILE);
     }
-    if (rc == SPOT_OK) {
+    if (rc == SPOT_OK)
         rc = groups_new(&l->c->groups, groups, l->err, l->errlen);
-        if (rc == SPOT_ECONFIG) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "%s", l->err);
-            rc = fail(l, "config: %s", msg);
-        }
+    if (rc == SPOT_OK)
+        rc = devices_new(&l->c->devices, devices, l->err, l->errlen);
+    if (rc == SPOT_ECONFIG) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", l->err);
+        rc = fail(l, "config: %s", msg);
     }
 out:
     yajl_tree_free(root);
@@ -460,18 +470,23 @@ static int validate(struct loader *l)
         strcmp(c->ngsi_mapping, "compat") != 0)
         return fail(l, "ngsi-mapping must be sdm or compat");
     if (strcmp(c->http_listen, "off") != 0) {
-        const char *colon = strrchr(c->http_listen, ':');
-        char *end;
-        long port = colon ? strtol(colon + 1, &end, 10) : -1;
-        if (colon == NULL || colon == c->http_listen || *end != '\0' ||
-            port < 1 || port > 65535)
-            return fail(l, "http-listen must be host:port or off");
+        char host[256], port[8];
+        if (admin_http_parse_listen(c->http_listen, host, sizeof host, port,
+                                    sizeof port) != SPOT_OK)
+            return fail(l, "http-listen must be host:port, [ipv6]:port or "
+                           "off");
     }
     if (*c->data_dir == '\0')
         return fail(l, "data-dir must not be empty");
     enum log_level lvl;
     if (log_level_parse(c->log_level, &lvl) != SPOT_OK)
         return fail(l, "log-level must be error, warn, info or debug");
+    enum log_format fmt;
+    if (log_format_parse(c->log_format, &fmt) != SPOT_OK)
+        return fail(l, "log-format must be text, logfmt or json");
+    if (c->orion_ca && access(c->orion_ca, R_OK) != 0)
+        return fail(l, "orion-ca: cannot read %s: %s", c->orion_ca,
+                    strerror(errno));
     /* empty strings mean "off" for the sinks */
     char **offable[] = {&c->pg_url, &c->orion_url, &c->ngsi_ld_url};
     for (size_t i = 0; i < 3; i++) {
@@ -521,6 +536,8 @@ int config_load(struct agent_config **out, int argc, char **argv, char *err,
         rc = apply_file(&l, l.c->config_path);
     else if (rc == SPOT_OK)
         rc = groups_new(&l.c->groups, NULL, err, errlen);
+    if (rc == SPOT_OK && l.c->devices == NULL)
+        rc = devices_new(&l.c->devices, NULL, err, errlen);
     if (rc == SPOT_OK)
         rc = apply_env(&l);
     if (rc == SPOT_OK)
@@ -546,6 +563,7 @@ void config_free(struct agent_config *c)
             free(*str_slot(c, &options[i]));
     clear_topics(c);
     groups_free(c->groups);
+    devices_free(c->devices);
     free(c);
 }
 
@@ -569,5 +587,49 @@ void config_print_help(FILE *f)
         if (o->def)
             fprintf(f, " [%s]", o->def);
         fputc('\n', f);
+    }
+}
+
+/* Whether option o differs between a and b. */
+static int option_differs(const struct option_def *o,
+                          const struct agent_config *a,
+                          const struct agent_config *b)
+{
+    const char *pa = (const char *)a + o->off, *pb = (const char *)b + o->off;
+    switch (o->type) {
+    case OPT_STR: {
+        const char *sa = *(char *const *)(const void *)pa;
+        const char *sb = *(char *const *)(const void *)pb;
+        return (sa == NULL) != (sb == NULL) || (sa && strcmp(sa, sb) != 0);
+    }
+    case OPT_INT:
+        return *(const int *)(const void *)pa != *(const int *)(const void *)pb;
+    case OPT_LIST:
+        if (a->n_mqtt_topics != b->n_mqtt_topics)
+            return 1;
+        for (int i = 0; i < a->n_mqtt_topics; i++)
+            if (strcmp(a->mqtt_topics[i], b->mqtt_topics[i]) != 0)
+                return 1;
+        return 0;
+    case OPT_BOOL:
+        return 0;
+    }
+    return 0;
+}
+
+void config_log_changes(const struct agent_config *running,
+                        const struct agent_config *fresh)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option_def *o = &options[i];
+        if (o->flag_only || !option_differs(o, running, fresh))
+            continue;
+        if (strcmp(o->flag, "log-level") == 0 ||
+            strcmp(o->flag, "log-format") == 0)
+            log_msg(LOG_INFO, "config", "reload: --%s applied", o->flag);
+        else
+            log_msg(LOG_WARN, "config",
+                    "reload: --%s changed; it takes effect after a restart",
+                    o->flag);
     }
 }

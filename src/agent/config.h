@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "spot/limits.h"
+#include "devices.h"
 #include "groups.h"
 
 struct agent_config {
@@ -36,15 +37,19 @@ struct agent_config {
     char *ngsi_ld_url;
     char *ngsi_mapping;
     char *orion_token;
+    char *orion_ca;
+    char *ngsi_ld_context;
     char *http_listen;
     char *data_dir;
     char *log_level;
+    char *log_format;
     int fsync_interval_ms;
     int journal_max_mb;
     bool check_config;
     bool help;
     bool version;
-    struct groups *groups; /* from the file's "service_groups" */
+    struct groups *groups;   /* from the file's "service_groups" */
+    struct devices *devices; /* from the file's "devices" */
 };
 
 /* Builds the configuration from argv, the environment and the file named by
@@ -53,6 +58,11 @@ struct agent_config {
 int config_load(struct agent_config **out, int argc, char **argv, char *err,
                 size_t errlen);
 void config_free(struct agent_config *c);
+
+/* Logs which options differ between the running and a freshly loaded
+ * configuration (names only, never values), saying which apply now. */
+void config_log_changes(const struct agent_config *running,
+                        const struct agent_config *fresh);
 
 /* Prints the option table (--help). */
 void config_print_help(FILE *f);

@@ -15,10 +15,14 @@
 #include "spot/err.h"
 #include "spot/log.h"
 #include "spot/schema.h"
+#include "activity.h"
+#include "admin_http.h"
 #include "config.h"
 #include "journal.h"
 #include "metrics.h"
 #include "mqtt_ingress.h"
+#include "ngsi_encode.h"
+#include "ngsi_sink.h"
 #include "pg_sink.h"
 #include "stdout_sink.h"
 
@@ -38,8 +42,47 @@ struct agent {
     struct metrics *metrics;
     struct pg_sink *pg;
     struct stdout_sink *out;
+    struct ngsi_sink *orion;
+    struct ngsi_sink *ngsi_ld;
     struct ingress *ingress;
+    struct activity *activity;
+    struct admin_http *http;
 };
+
+static int view_mqtt(void *ctx)
+{
+    struct agent *a = ctx;
+    return a->ingress != NULL && ingress_is_connected(a->ingress);
+}
+
+static size_t view_sinks(void *ctx, enum sink_id *ids, int *ready, size_t max)
+{
+    struct agent *a = ctx;
+    size_t n = 0;
+    if (a->pg != NULL && n < max) {
+        ids[n] = SINK_PG;
+        ready[n++] = pg_sink_is_ready(a->pg);
+    }
+    if (a->orion != NULL && n < max) {
+        ids[n] = SINK_ORION;
+        ready[n++] = ngsi_sink_is_ready(a->orion);
+    }
+    if (a->ngsi_ld != NULL && n < max) {
+        ids[n] = SINK_NGSI_LD;
+        ready[n++] = ngsi_sink_is_ready(a->ngsi_ld);
+    }
+    if (a->out != NULL && n < max) {
+        ids[n] = SINK_STDOUT;
+        ready[n++] = 1;
+    }
+    return n;
+}
+
+static int view_alive(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
 
 /* mkdir -p with mode 0700. */
 static int make_dirs(const char *path)
@@ -89,14 +132,50 @@ static int start(struct agent *a)
     rc = metrics_new(&a->metrics);
     if (rc != SPOT_OK)
         return rc;
+    if (strcmp(c->http_listen, "off") != 0) {
+        rc = activity_new(&a->activity);
+        if (rc != SPOT_OK)
+            return rc;
+    }
 
-    int any_sink = c->pg_url != NULL;
+    int any_sink = c->pg_url || c->orion_url || c->ngsi_ld_url;
+    /* Exactly one sink stores dead letters: PostgreSQL when enabled,
+     * else the first NGSI sink, else the stdout sink (file store). */
+    int rejects_taken = 0;
     if (c->pg_url != NULL) {
         struct pg_sink_options po = {c->pg_url, c->pg_schema, true};
+        rejects_taken = 1;
         rc = pg_sink_new(&a->pg, &po, a->journal, a->schemas, c->groups,
                          a->metrics);
-        if (rc == SPOT_OK)
+        if (rc == SPOT_OK) {
+            pg_sink_set_activity(a->pg, a->activity);
             rc = pg_sink_start(a->pg);
+        }
+        if (rc != SPOT_OK)
+            return rc;
+    }
+    enum ngsi_mapping mapping = NGSI_MAPPING_SDM;
+    ngsi_mapping_parse(c->ngsi_mapping, &mapping);
+    const char *urls[2] = {c->orion_url, c->ngsi_ld_url};
+    struct ngsi_sink **slots[2] = {&a->orion, &a->ngsi_ld};
+    for (int i = 0; i < 2; i++) {
+        if (urls[i] == NULL)
+            continue;
+        struct ngsi_sink_options no = {
+            .flavour = i == 0 ? NGSI_FLAVOUR_V2 : NGSI_FLAVOUR_LD,
+            .mapping = mapping,
+            .url = urls[i],
+            .token = c->orion_token,
+            .ca_file = c->orion_ca,
+            .ld_context = c->ngsi_ld_context,
+            .record_rejects = !rejects_taken,
+            .data_dir = c->data_dir,
+        };
+        rejects_taken = 1;
+        rc = ngsi_sink_new(slots[i], &no, a->journal, a->schemas, c->groups,
+                           c->devices, a->metrics);
+        if (rc == SPOT_OK)
+            rc = ngsi_sink_start(*slots[i]);
         if (rc != SPOT_OK)
             return rc;
     }
@@ -108,8 +187,10 @@ static int start(struct agent *a)
                 c->data_dir);
         rc = stdout_sink_new(&a->out, c->data_dir, true, a->journal, a->schemas,
                              c->groups, a->metrics);
-        if (rc == SPOT_OK)
+        if (rc == SPOT_OK) {
+            stdout_sink_set_activity(a->out, a->activity);
             rc = stdout_sink_start(a->out);
+        }
         if (rc != SPOT_OK)
             return rc;
     }
@@ -118,8 +199,16 @@ static int start(struct agent *a)
                 "no service groups configured: messages of "
                 "every apikey are accepted");
     rc = ingress_new(&a->ingress, c, a->journal, a->metrics);
-    if (rc == SPOT_OK)
+    if (rc == SPOT_OK) {
+        ingress_set_activity(a->ingress, a->activity);
         rc = ingress_start(a->ingress);
+    }
+    if (rc == SPOT_OK && strcmp(c->http_listen, "off") != 0) {
+        /* copied by admin_http_new */
+        struct admin_view view = {a, view_mqtt, view_sinks, view_alive};
+        rc = admin_http_new(&a->http, c->http_listen, a->metrics, a->activity,
+                            &view);
+    }
     return rc;
 }
 
@@ -127,21 +216,59 @@ static void stop(struct agent *a)
 {
     /* No more blocking appends: a message already received is written even
      * past the journal's bound. */
+    admin_http_free(a->http);
     if (a->journal)
         journal_shutdown(a->journal);
     ingress_stop(a->ingress);
     pg_sink_stop(a->pg);
+    ngsi_sink_stop(a->orion);
+    ngsi_sink_stop(a->ngsi_ld);
     stdout_sink_stop(a->out);
     ingress_free(a->ingress);
     pg_sink_free(a->pg);
+    ngsi_sink_free(a->orion);
+    ngsi_sink_free(a->ngsi_ld);
     stdout_sink_free(a->out);
     journal_close(a->journal);
     metrics_free(a->metrics);
+    activity_free(a->activity);
     schema_set_free(a->schemas);
     config_free(a->cfg);
 }
 
-static int wait_for_signal(void)
+/* SIGHUP: loads the configuration again (same command line and
+ * environment, the file re-read), validated whole. Valid: service groups
+ * and the log level/format apply at once, other changes are logged as
+ * needing a restart. Invalid: logged, the running configuration stays. */
+static void reload(struct agent *a, int argc, char **argv)
+{
+    struct agent_config *fresh;
+    char err[512] = "";
+    if (config_load(&fresh, argc, argv, err, sizeof err) != SPOT_OK) {
+        log_msg(LOG_ERROR, MOD,
+                "SIGHUP: new configuration rejected, keeping the running "
+                "one: %s",
+                err);
+        return;
+    }
+    config_log_changes(a->cfg, fresh);
+    enum log_level level;
+    enum log_format format;
+    if (log_level_parse(fresh->log_level, &level) == SPOT_OK)
+        log_set_level(level);
+    if (log_format_parse(fresh->log_format, &format) == SPOT_OK)
+        log_set_format(format);
+    size_t before = groups_count(a->cfg->groups);
+    groups_adopt(a->cfg->groups, fresh->groups);
+    fresh->groups = NULL;
+    log_msg(LOG_INFO, MOD,
+            "SIGHUP: configuration reloaded: %zu service group(s) (was %zu); "
+            "static device attributes apply after a restart",
+            groups_count(a->cfg->groups), before);
+    config_free(fresh);
+}
+
+static int wait_for_signal(struct agent *a, int argc, char **argv)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -153,9 +280,7 @@ static int wait_for_signal(void)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_msg(LOG_WARN, MOD,
-                    "SIGHUP: configuration reload is not "
-                    "supported yet; restart to apply changes");
+            reload(a, argc, argv);
             continue;
         }
         return sig;
@@ -182,8 +307,11 @@ int main(int argc, char **argv)
         return 0;
     }
     enum log_level level = LOG_INFO;
+    enum log_format format = LOG_FORMAT_TEXT;
     log_level_parse(a.cfg->log_level, &level);
+    log_format_parse(a.cfg->log_format, &format);
     log_set_level(level);
+    log_set_format(format);
 
     rc = schema_set_new(&a.schemas, err, sizeof err);
     if (rc != SPOT_OK) {
@@ -191,17 +319,13 @@ int main(int argc, char **argv)
         config_free(a.cfg);
         return 2;
     }
-    if (a.cfg->orion_url != NULL || a.cfg->ngsi_ld_url != NULL) {
-        fprintf(stderr, "spotagent: orion-url/ngsi-ld-url: the NGSI sinks "
-                        "are not part of this build yet\n");
-        schema_set_free(a.schemas);
-        config_free(a.cfg);
-        return 2;
-    }
     if (a.cfg->check_config) {
-        printf("spotagent: configuration is valid (%zu service group(s), "
-               "sinks: %s)\n",
-               groups_count(a.cfg->groups), a.cfg->pg_url ? "pg" : "stdout");
+        const struct agent_config *c = a.cfg;
+        printf("spotagent: configuration is valid (%zu service group(s); "
+               "sinks:%s%s%s%s)\n",
+               groups_count(c->groups), c->pg_url ? " pg" : "",
+               c->orion_url ? " orion" : "", c->ngsi_ld_url ? " ngsi_ld" : "",
+               c->pg_url || c->orion_url || c->ngsi_ld_url ? "" : " stdout");
         schema_set_free(a.schemas);
         config_free(a.cfg);
         return 0;
@@ -225,7 +349,7 @@ int main(int argc, char **argv)
         stop(&a);
         return 1;
     }
-    int sig = wait_for_signal();
+    int sig = wait_for_signal(&a, argc, argv);
     log_msg(LOG_INFO, MOD, "%s: stopping",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
     stop(&a);

@@ -20,6 +20,7 @@
 #include "spot/log.h"
 #include "spot/topic.h"
 #include "mqtt_ingress.h"
+#include "activity.h"
 
 #define MOD "mqtt"
 
@@ -27,8 +28,10 @@ enum conn_state { ST_IDLE, ST_CONNECTING, ST_UP, ST_FAILED };
 
 struct ingress {
     const struct agent_config *cfg;
+    char url_for_logs[512]; /* mqtt_url without credentials */
     struct journal *journal;
     struct metrics *metrics;
+    struct activity *activity;
     MQTTAsync client;
     char *filters[SPOT_MQTT_MAX_TOPICS];
     int qos[SPOT_MQTT_MAX_TOPICS];
@@ -67,6 +70,9 @@ static int on_message(void *ctx, char *topic, int topic_len,
                        ? (int)tp.vertical
                        : METRICS_VERTICAL_UNKNOWN;
     metrics_received(in->metrics, vertical);
+    if (vertical != METRICS_VERTICAL_UNKNOWN)
+        activity_seen(in->activity, tp.apikey, tp.apikey_len, tp.device,
+                      tp.device_len, tp.vertical, now);
 
     size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
     if (len > SPOT_MAX_JOURNAL_PAYLOAD) {
@@ -105,7 +111,7 @@ static void on_connection_lost(void *ctx, char *cause)
     atomic_store(&in->connected, 0);
     metrics_mqtt_connected(in->metrics, 0);
     log_msg(LOG_WARN, MOD, "connection to %s lost: %s; reconnecting",
-            in->cfg->mqtt_url, cause ? cause : "unknown cause");
+            in->url_for_logs, cause ? cause : "unknown cause");
 }
 
 static void on_subscribe_ok(void *ctx, MQTTAsync_successData *resp)
@@ -139,7 +145,7 @@ static void on_connected(void *ctx, char *cause)
     in->state = ST_UP;
     pthread_cond_broadcast(&in->cond);
     pthread_mutex_unlock(&in->lock);
-    log_msg(LOG_INFO, MOD, "connected to %s as %s", in->cfg->mqtt_url,
+    log_msg(LOG_INFO, MOD, "connected to %s as %s", in->url_for_logs,
             in->cfg->mqtt_client_id);
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     ro.onSuccess = on_subscribe_ok;
@@ -156,7 +162,7 @@ static void on_connect_fail(void *ctx, MQTTAsync_failureData *resp)
 {
     struct ingress *in = ctx;
     log_msg(LOG_WARN, MOD, "cannot connect to %s: %s (code %d)",
-            in->cfg->mqtt_url,
+            in->url_for_logs,
             resp && resp->message ? resp->message : "no answer",
             resp ? resp->code : 0);
     set_state(in, ST_FAILED);
@@ -264,6 +270,7 @@ int ingress_new(struct ingress **out, const struct agent_config *cfg,
     if (in == NULL)
         return SPOT_ENOMEM;
     in->cfg = cfg;
+    log_redact_url(cfg->mqtt_url, in->url_for_logs, sizeof in->url_for_logs);
     in->journal = journal;
     in->metrics = metrics;
     pthread_mutex_init(&in->lock, NULL);
@@ -294,7 +301,7 @@ int ingress_new(struct ingress **out, const struct agent_config *cfg,
         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (prc != MQTTASYNC_SUCCESS) {
         log_msg(LOG_ERROR, MOD, "cannot create client for %s: %s",
-                cfg->mqtt_url, MQTTAsync_strerror(prc));
+                in->url_for_logs, MQTTAsync_strerror(prc));
         rc = SPOT_ECONFIG;
         goto out;
     }
@@ -373,4 +380,9 @@ void ingress_free(struct ingress *in)
 int ingress_is_connected(const struct ingress *in)
 {
     return atomic_load(&in->connected);
+}
+
+void ingress_set_activity(struct ingress *in, struct activity *a)
+{
+    in->activity = a;
 }

@@ -29,5 +29,7 @@ int ingress_start(struct ingress *in);
 void ingress_stop(struct ingress *in);
 void ingress_free(struct ingress *in);
 int ingress_is_connected(const struct ingress *in);
+struct activity;
+void ingress_set_activity(struct ingress *in, struct activity *a);
 
 #endif

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "dead_record.h"
+#include "activity.h"
 #include "pg_batch.h"
 #include "pg_schema.h"
 #include "pg_sink.h"
@@ -51,6 +52,7 @@ struct pg_sink {
     bool record_rejects;
     struct journal *journal;
     struct metrics *metrics;
+    struct activity *activity;
 
     struct pg_layout layout;
     struct pg_batch *batch;
@@ -380,8 +382,11 @@ static int encode_dead(struct pg_sink *s, const struct journal_entry *e)
     int rc =
         pg_batch_add_reject(s->batch, d.topic, d.topic_len, d.payload,
                             d.payload_len, d.received_us, d.reason, detail);
-    if (rc == SPOT_OK)
+    if (rc == SPOT_OK) {
         s->rejects[d.reason]++;
+        activity_rejected(s->activity, d.topic, d.topic_len, d.reason, detail,
+                          d.received_us);
+    }
     return rc;
 }
 
@@ -404,6 +409,8 @@ static int encode(struct pg_sink *s, const struct journal_entry *e)
         s->lat[s->n_lat++] = e->received_us;
     if (res.rejected) {
         s->rejects[res.reason]++;
+        activity_rejected(s->activity, e->topic, e->topic_len, res.reason,
+                          r->detail, e->received_us);
         if (log_enabled(LOG_DEBUG)) {
             char t[128];
             printable(t, sizeof t, e->topic, e->topic_len);
@@ -761,4 +768,9 @@ void pg_sink_free(struct pg_sink *s)
 int pg_sink_is_ready(const struct pg_sink *s)
 {
     return s ? atomic_load(&s->ready) : 0;
+}
+
+void pg_sink_set_activity(struct pg_sink *s, struct activity *a)
+{
+    s->activity = a;
 }

@@ -41,5 +41,7 @@ void pg_sink_stop(struct pg_sink *s);
 void pg_sink_free(struct pg_sink *s);
 /* 1 while connected and the schema is migrated. */
 int pg_sink_is_ready(const struct pg_sink *s);
+struct activity;
+void pg_sink_set_activity(struct pg_sink *s, struct activity *a);
 
 #endif

@@ -21,6 +21,7 @@
 #include "dead_record.h"
 #include "deadletter.h"
 #include "stdout_sink.h"
+#include "activity.h"
 #include "validate.h"
 
 #define MOD       "stdout"
@@ -31,6 +32,7 @@ struct stdout_sink {
     struct journal_cursor *cursor;
     const struct schema_set *schemas;
     struct metrics *metrics;
+    struct activity *activity;
     struct validator *validator;
     struct deadletter *deadletter; /* NULL unless we record rejects */
     yajl_gen gen;
@@ -145,8 +147,13 @@ static int handle_dead(struct stdout_sink *s, const struct journal_entry *e)
     int rc = deadletter_write(s->deadletter, d.reason, d.detail, d.detail_len,
                               d.received_us, d.topic, d.topic_len, d.payload,
                               d.payload_len);
-    if (rc == SPOT_OK)
+    if (rc == SPOT_OK) {
+        char detail[SPOT_MAX_DETAIL_LEN];
+        snprintf(detail, sizeof detail, "%.*s", (int)d.detail_len, d.detail);
         metrics_rejected(s->metrics, d.reason);
+        activity_rejected(s->activity, d.topic, d.topic_len, d.reason, detail,
+                          d.received_us);
+    }
     return rc;
 }
 
@@ -172,6 +179,8 @@ static int handle(struct stdout_sink *s, const struct journal_entry *e)
         if (rc != SPOT_OK)
             return rc;
         metrics_rejected(s->metrics, r->reason);
+        activity_rejected(s->activity, e->topic, e->topic_len, r->reason,
+                          r->detail, e->received_us);
         log_msg(LOG_INFO, MOD, "rejected (%s) on %.*s: %s",
                 reject_reason_name(r->reason),
                 (int)(e->topic_len > 200 ? 200 : e->topic_len), e->topic,
@@ -295,4 +304,9 @@ void stdout_sink_free(struct stdout_sink *s)
     if (s->gen)
         yajl_gen_free(s->gen);
     free(s);
+}
+
+void stdout_sink_set_activity(struct stdout_sink *s, struct activity *a)
+{
+    s->activity = a;
 }

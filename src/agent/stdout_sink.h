@@ -28,5 +28,8 @@ int stdout_sink_new(struct stdout_sink **out, const char *data_dir,
 int stdout_sink_start(struct stdout_sink *s);
 void stdout_sink_stop(struct stdout_sink *s);
 void stdout_sink_free(struct stdout_sink *s);
+struct activity;
+/* Recent rejects go to a (borrowed, may be NULL); before start. */
+void stdout_sink_set_activity(struct stdout_sink *s, struct activity *a);
 
 #endif
