@@ -75,8 +75,9 @@ struct fleet_summary {
 int fleet_new(struct fleet **out, const struct fleet_opts *o);
 
 /* Generates until the duration or count is reached or *stop becomes
- * non-zero, then drains and disconnects. Returns SPOT_OK, or SPOT_EAGAIN
- * when messages were left undelivered. */
+ * non-zero, then waits for the acknowledgements (up to drain_s, or until
+ * *stop passes 1) and disconnects. Returns SPOT_OK, or SPOT_EAGAIN when
+ * messages were left undelivered. */
 int fleet_run(struct fleet *f, volatile sig_atomic_t *stop);
 
 void fleet_get_summary(struct fleet *f, struct fleet_summary *out);

@@ -30,10 +30,11 @@
 
 static volatile sig_atomic_t stop_flag;
 
+/* The first signal stops the generation; a second one the drain. */
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_flag = 1;
+    stop_flag = stop_flag < 2 ? stop_flag + 1 : 2;
 }
 
 struct cli {

@@ -536,7 +536,7 @@ int fleet_run(struct fleet *f, volatile sig_atomic_t *stop)
         uint64_t left = 0;
         for (int k = 0; k < f->n_conns; k++)
             left += pending(f, k);
-        if (left == 0 || spot_mono_ms() >= until || (*stop && o->drain_s <= 0))
+        if (left == 0 || spot_mono_ms() >= until || *stop > 1)
             break;
         sleep_ms(10);
     }

@@ -74,6 +74,7 @@ struct publisher {
     bool connected;
     int backoff_ms;
     int64_t next_attempt_ms;
+    int64_t connecting_since_ms;
     struct slot *ring; /* window entries */
     size_t r_head, r_count, r_unacked;
     int early[SPOT_DEVICE_EARLY_ACKS];
@@ -497,6 +498,7 @@ static void *run(void *arg)
                 break;
             }
             p->state = ST_CONNECTING;
+            p->connecting_since_ms = now;
             struct genctx *g = &p->ctx[p->gen % N_GEN];
             uint32_t gen = p->gen;
             pthread_mutex_unlock(&p->mu);
@@ -512,6 +514,15 @@ static void *run(void *arg)
             break;
         }
         case ST_CONNECTING:
+            /* Paho answers within its connect timeout; never hang on it */
+            if (spot_mono_ms() - p->connecting_since_ms >
+                (SPOT_DEVICE_CONNECT_TIMEOUT_S + 5) * 1000) {
+                log_msg(LOG_WARN, MOD, "no answer from %s; starting over",
+                        p->uri);
+                p->state = ST_LOST;
+                p->st.losses++;
+                break;
+            }
             timed_wait(&p->wake, &p->mu, 1000);
             break;
         case ST_CONNECTED:
