@@ -271,12 +271,11 @@ int main(int argc, char **argv)
     while (sig == 0) {
         int64_t wait_ms;
         device_tick(dev, &wait_ms);
-        if (o.status) {
-            update_status(dev, o.status, &last);
-            if (wait_ms > 200)
-                wait_ms = 200;
-        }
+        if (o.status && wait_ms > 200)
+            wait_ms = 200;
         sig = wait_signal(&set, wait_ms);
+        /* written after the wait, not right after the tick: the file
+         * shows what the publisher made of the last period's messages */
         if (o.status)
             update_status(dev, o.status, &last);
     }
