@@ -7,7 +7,8 @@
 # problem listed.
 source "$(dirname "$0")/lib.sh"
 
-SPOTDEVICE=${SPOTDEVICE:-$REPO_ROOT/build/spotdevice}
+# beside the tools of the same build (make check: build/)
+SPOTDEVICE=${SPOTDEVICE:-${TOOLS%/tools}/spotdevice}
 [ -x "$SPOTDEVICE" ] || fail "spotdevice not found: $SPOTDEVICE"
 
 # --check-config: exit 2 and every error on stderr.

@@ -11,7 +11,8 @@
 #  3. the same seed gives the same fleet (same summary, bar timings).
 source "$(dirname "$0")/lib.sh"
 
-SPOTSIM=${SPOTSIM:-$REPO_ROOT/build/spotsim}
+# beside the tools of the same build (make check: build/)
+SPOTSIM=${SPOTSIM:-${TOOLS%/tools}/spotsim}
 [ -x "$SPOTSIM" ] || fail "spotsim not found: $SPOTSIM"
 
 # sumget FILE KEY.KEY...: a value of a spotsim summary.

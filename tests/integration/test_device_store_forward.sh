@@ -14,7 +14,8 @@
 # period to the last one measured, and nothing measured is missing.
 source "$(dirname "$0")/lib.sh"
 
-SPOTDEVICE=${SPOTDEVICE:-$REPO_ROOT/build/spotdevice}
+# beside the tools of the same build (make check: build/)
+SPOTDEVICE=${SPOTDEVICE:-${TOOLS%/tools}/spotdevice}
 [ -x "$SPOTDEVICE" ] || fail "spotdevice not found: $SPOTDEVICE"
 
 S1=2026-01-05T00:00:00Z

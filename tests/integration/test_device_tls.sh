@@ -10,8 +10,9 @@
 # Mosquitto is built without WebSocket support; their URIs are unit-tested.)
 source "$(dirname "$0")/lib.sh"
 
-SPOTDEVICE=${SPOTDEVICE:-$REPO_ROOT/build/spotdevice}
-SPOTSIM=${SPOTSIM:-$REPO_ROOT/build/spotsim}
+# beside the tools of the same build (make check: build/)
+SPOTDEVICE=${SPOTDEVICE:-${TOOLS%/tools}/spotdevice}
+SPOTSIM=${SPOTSIM:-${TOOLS%/tools}/spotsim}
 [ -x "$SPOTDEVICE" ] || fail "spotdevice not found: $SPOTDEVICE"
 [ -x "$SPOTSIM" ] || fail "spotsim not found: $SPOTSIM"
 
