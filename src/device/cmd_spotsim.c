@@ -548,6 +548,10 @@ int main(int argc, char **argv)
     if (rep.len > 0)
         fprintf(stderr, "%s", rep.text);
     if (rc != SPOT_OK) {
+        fprintf(stderr, "spotsim: the MQTT client resources come from --url "
+                        "(1-3, 10, 11), --keep-alive (4), --username (10), "
+                        "--password (11), --ca (12), --cert (13), --key (14) "
+                        "and --qos (15)\n");
         mqtt_config_clear(&mqtt);
         schema_set_free(schemas);
         return 2;
