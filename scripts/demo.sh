@@ -2,16 +2,19 @@
 # make demo: a live run on real local services. Starts a private Mosquitto
 # and PostgreSQL on free loopback ports, runs spotagent between them,
 # publishes the manufacturer's example messages (three of them malformed on
-# purpose) and a stream of generated measurements from a small fleet, shows
-# rows landing per table, then a summary. Everything is stopped at the end,
-# even on Ctrl-C.
+# purpose), then runs a simulated fleet (spotsim: 50 devices, every
+# vertical, time accelerated so a 5-minute sampling period passes in half a
+# second, with a few faults injected) for about half a minute, shows rows
+# landing per table, then a summary. Everything is stopped at the end, even
+# on Ctrl-C.
 set -Eeuo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export SPOTAGENT=${SPOTAGENT:-$REPO/build/spotagent}
 export TOOLS=${TOOLS:-$REPO/build/tools}
 DEVICES=${DEMO_DEVICES:-50}
-MESSAGES=${DEMO_MESSAGES:-21000}
-RATE=${DEMO_RATE:-1000}
+DURATION=${DEMO_DURATION:-30}
+SPEED=${DEMO_SPEED:-600}
+SPOTSIM=${SPOTSIM:-$REPO/build/spotsim}
 # shellcheck source=../tests/integration/lib.sh
 source "$REPO/tests/integration/lib.sh"
 
@@ -26,8 +29,10 @@ echo "Mosquitto  $MQTT_URL"
 echo "PostgreSQL $PG_URL"
 
 bold "2. spotagent (subscribes to /+/+/attrs at QoS 1, stores in PostgreSQL)"
-start_agent
+HTTP_PORT=$(free_port)
+start_agent --http-listen "127.0.0.1:$HTTP_PORT"
 echo "running: pid $AGENT_PID, log $AGENT_STDERR"
+echo "status page: http://127.0.0.1:$HTTP_PORT/  (metrics at /metrics)"
 
 bold "3. The manufacturer's example messages (cfe, dev and dho are malformed)"
 for f in aqo nlo wto cfo cfe dev dho; do
@@ -40,11 +45,12 @@ wait_for 30 "the three malformed examples to be dead-lettered" \
     pg_count_ge 3 rejected_message
 echo "4 rows stored, 3 messages dead-lettered"
 
-bold "4. A fleet of $DEVICES simulated devices, all verticals, $MESSAGES messages at $RATE msg/s"
-"$TOOLS/spotpub" --url "$MQTT_URL" --qos 1 --count "$MESSAGES" \
-    --devices "$DEVICES" --vertical all --apikey demoKey \
-    --start "$(date -u -d '2026-01-01' +%s)" --rate "$RATE" --quiet \
-    >"$TEST_TMP/fleet.log" 2>&1 &
+bold "4. A simulated fleet: $DEVICES devices, all verticals, ${DURATION}s at ${SPEED}x time (faults injected)"
+"$SPOTSIM" --url "$MQTT_URL" --devices "$DEVICES" --verticals all \
+    --apikey demoKey --device-prefix spot --speed "$SPEED" \
+    --duration "$DURATION" --start 2026-01-01T00:00:00Z --seed 7 \
+    --fault malformed=0.002,wrong-type=0.002,range=0.002,wrong-topic=0.001 \
+    --summary "$TEST_TMP/fleet.json" --quiet >"$TEST_TMP/fleet.log" 2>&1 &
 FLEET=$!
 printf '%-8s' "time"
 for t in "${TABLES[@]}"; do printf '%14s' "$t"; done
@@ -55,11 +61,17 @@ while :; do
     for t in "${TABLES[@]}"; do printf '%14s' "$(pg_count "$t")"; done
     printf '%10s\n' "$(pg_count rejected_message)"
     kill -0 "$FLEET" 2>/dev/null || break
-    sleep 2
+    sleep 3
 done
-wait "$FLEET" || fail "the fleet publisher failed: $(cat "$TEST_TMP/fleet.log")"
-echo "publisher: $(tail -1 "$TEST_TMP/fleet.log")"
-wait_until 60 pg_total_ge $((MESSAGES + 4)) || true
+wait "$FLEET" || fail "the fleet simulator failed: $(tail -5 "$TEST_TMP/fleet.log")"
+echo "spotsim summary: $(tr -d '\n ' <"$TEST_TMP/fleet.json" | cut -c1-300)..."
+# wait until the PostgreSQL sink has confirmed everything journaled
+backlog_empty() {
+    curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" |
+        grep -qx 'spotagent_sink_backlog_messages{sink="pg"} 0'
+}
+wait_for 120 "spotagent to store the fleet's messages" backlog_empty
+echo "spotagent's backlog is empty: everything the broker delivered is stored"
 
 bold "5. Summary: rows per table"
 demo_psql() {
@@ -79,13 +91,13 @@ bold "Sample rows"
 demo_psql -c \
     "SELECT device_id, time_instant, no2_a4, pm2, pm10 FROM air_quality
      WHERE apikey = 'JRI9jTbEKJQS29y3bc8BC6'" -c \
-    "SELECT device_id, time_instant, temp3, hum3, pres1, wind_sp FROM weather
+    "SELECT device_id, time_instant, temp8, hum8, pres1, wind_sp FROM weather
      ORDER BY time_instant DESC, device_id LIMIT 3"
 
 bold "Rejected messages by reason (raw bytes kept in rejected_message.payload)"
-demo_psql -c \
-    "SELECT reason, topic, left(detail, 70) AS detail FROM rejected_message
-     ORDER BY id"
+demo_psql -c "SELECT reason, count(*) AS messages,
+       left(min(detail), 60) AS example_detail
+     FROM rejected_message GROUP BY reason ORDER BY count(*) DESC"
 
 bold "6. Stopping spotagent (SIGTERM: flush, checkpoint, exit 0)"
 rc=0
