@@ -104,12 +104,16 @@ $(ASAN_DIR)/libspot.a: $(LIB_OBJ_SAN)
 $(ASAN_DIR)/spotagent: $(ASAN_DIR)/obj/src/agent/main.o $(ASAN_DIR)/libspot.a
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LIBS)
 
+$(ASAN_DIR)/%: $(ASAN_DIR)/obj/src/device/cmd_%.o $(ASAN_DIR)/libspot.a
+	$(CC) $(OPT) $(SAN) -o $@ $^ $(LIBS)
+
 $(ASAN_DIR)/unit-tests: $(UNIT_SRC:%.c=$(ASAN_DIR)/obj/%.o) $(ASAN_DIR)/libspot.a
 	$(CC) $(OPT) $(SAN) -o $@ $^ -lcriterion $(LIBS)
 
 # --- tests -----------------------------------------------------------------
 check: deps
-	$(MAKE) all $(ASAN_DIR)/spotagent $(ASAN_DIR)/unit-tests
+	$(MAKE) all $(ASAN_DIR)/spotagent $(DEVICE_CMDS:%=$(ASAN_DIR)/%) \
+	    $(ASAN_DIR)/unit-tests
 	$(MAKE) unit
 	$(MAKE) integration
 	@echo "make check: all tests passed"
@@ -118,8 +122,12 @@ unit: $(ASAN_DIR)/unit-tests
 	SPOT_VECTORS=$(CURDIR)/tests/fixtures/vectors \
 	  $(ASAN_DIR)/unit-tests --jobs 2
 
-integration: $(BUILD)/spotagent $(ASAN_DIR)/spotagent tools
+# The agent and the device programs under test are the sanitizer builds.
+integration: $(BUILD)/spotagent $(ASAN_DIR)/spotagent \
+             $(DEVICE_CMDS:%=$(ASAN_DIR)/%) tools
 	SPOTAGENT=$(CURDIR)/$(ASAN_DIR)/spotagent TOOLS=$(CURDIR)/$(BUILD)/tools \
+	  SPOTSIM=$(CURDIR)/$(ASAN_DIR)/spotsim \
+	  SPOTDEVICE=$(CURDIR)/$(ASAN_DIR)/spotdevice \
 	  bash tests/integration/run.sh
 
 demo: deps
