@@ -7,13 +7,21 @@
 #      the broker gives one subscriber);
 #   3. publisher -> Mosquitto -> spotagent -> PostgreSQL, QoS 1 and QoS 0;
 #   4. spotagent's resident memory over a long run, and while PostgreSQL
-#      is down (the backlog must go to disk, not RAM).
+#      is down (the backlog must go to disk, not RAM);
+#   5. publisher -> Mosquitto -> spotagent -> NGSI test server (entities/s,
+#      entities per request). BENCH_AGENT_CMD may name another agent that
+#      reads /+/+/attrs and writes to the test server (e.g. the FIWARE IoT
+#      Agent for JSON), started with MQTT_URL and ORION_URL in its
+#      environment, to compare the two on the same stream.
+# The load generator is spotsim (rate "max", one shared connection).
 # Sizes: BENCH_N (messages per throughput run, default 200000),
 # BENCH_LONG (messages of the memory run, default 1000000).
 set -Eeuo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export SPOTAGENT=${SPOTAGENT:-$REPO/build/spotagent}
 export TOOLS=${TOOLS:-$REPO/build/tools}
+SPOTSIM=${SPOTSIM:-$REPO/build/spotsim}
+NGSI_SERVER=${NGSI_SERVER:-$REPO/build/servers/ngsi_server}
 N=${BENCH_N:-200000}
 LONG=${BENCH_LONG:-1000000}
 # shellcheck source=../tests/integration/lib.sh
@@ -21,6 +29,17 @@ source "$REPO/tests/integration/lib.sh"
 
 section() { printf '\n== %s\n' "$*"; }
 START=$(date -u -d '2026-01-01' +%s)
+
+# load QOS COUNT APIKEY [VERTICALS]: spotsim publishes COUNT messages as
+# fast as the broker takes them (100 devices, distinct natural keys).
+load() {
+    "$SPOTSIM" --url "$MQTT_URL" --qos "$1" --count "$2" --devices 100 \
+        --verticals "${4:-aqo}" --apikey "$3" --rate max --shared-connection \
+        --failure-rate 0 --start 2026-01-01T00:00:00Z --summary - --quiet |
+        tr -d ' \n' | grep -o '"delivered":[0-9]*\|"delivered_per_s":[0-9.]*' |
+        tr '\n' ' '
+    echo
+}
 
 section "1. parse + validate + row encoding (one core, the 7 example messages)"
 "$TOOLS/bench_validate" "$VECTORS" 2000000
@@ -36,11 +55,8 @@ bare_subscriber() {
         >"$TEST_TMP/sub.$qos.log" 2>&1 &
     local sub=$!
     wait_for 10 "spotsub to subscribe" test -e "$TEST_TMP/sub.$qos.ready"
-    "$TOOLS/spotpub" --url "$MQTT_URL" --qos "$qos" --count "$N" \
-        --devices 100 --vertical aqo --apikey bare$qos --start "$START" \
-        --quiet >"$TEST_TMP/pub.bare.$qos.log" 2>&1
+    echo "publisher:  $(load "$qos" "$N" "bare$qos")"
     wait "$sub" || true
-    echo "publisher:  $(tail -1 "$TEST_TMP/pub.bare.$qos.log")"
     echo "subscriber: $(tail -1 "$TEST_TMP/sub.$qos.log")"
 }
 
@@ -53,16 +69,15 @@ bare_subscriber 1
 # the rate is N / (time the last row committed - first MQTT arrival).
 agent_run() {
     local qos=$1 key=$2
-    "$TOOLS/spotpub" --url "$MQTT_URL" --qos "$qos" --count "$N" \
-        --devices 100 --vertical aqo --apikey "$key" --start "$START" \
-        --quiet >"$TEST_TMP/pub.$key.log" 2>&1
+    local pub
+    pub=$(load "$qos" "$N" "$key")
     wait_until 600 pg_count_ge "$N" air_quality "apikey = '$key'" ||
         echo "(not all rows landed: $(pg_count air_quality "apikey = '$key'"))"
     local end first rows
     end=$(psql_q "SELECT extract(epoch FROM clock_timestamp())")
     first=$(psql_q "SELECT extract(epoch FROM min(received_at)) FROM air_quality WHERE apikey = '$key'")
     rows=$(pg_count air_quality "apikey = '$key'")
-    echo "publisher: $(tail -1 "$TEST_TMP/pub.$key.log")"
+    echo "publisher: $pub"
     awk -v n="$rows" -v a="$first" -v b="$end" \
         'BEGIN { printf "spotagent -> PostgreSQL: %d rows in %.2f s = %.0f msg/s (first arrival to last commit, polled every 0.1 s)\n", n, b - a, n / (b - a) }'
 }
@@ -80,9 +95,7 @@ agent_run 0 e2eq0
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$AGENT_PID/status"; }
 
 section "4. resident memory over $LONG messages (QoS 1)"
-"$TOOLS/spotpub" --url "$MQTT_URL" --qos 1 --count "$LONG" --devices 1000 \
-    --vertical all --apikey longrun --start "$START" --quiet \
-    >"$TEST_TMP/pub.long.log" 2>&1 &
+load 1 "$LONG" longrun all >"$TEST_TMP/pub.long.log" 2>&1 &
 PUB=$!
 samples=()
 while kill -0 "$PUB" 2>/dev/null; do
@@ -90,7 +103,7 @@ while kill -0 "$PUB" 2>/dev/null; do
     sleep 2
 done
 wait "$PUB" || true
-wait_until 600 pg_total_ge "$((LONG + 2 * N))" || true
+wait_until 600 pg_count_ge "$LONG" air_quality "apikey = 'longrun'" || true
 samples+=("$(rss_kb)")
 echo "publisher: $(tail -1 "$TEST_TMP/pub.long.log")"
 echo "RSS samples (KiB, every 2 s): ${samples[*]}"
@@ -98,9 +111,7 @@ echo "RSS samples (KiB, every 2 s): ${samples[*]}"
 section "4. resident memory while PostgreSQL is down ($N messages queued in the journal)"
 before=$(rss_kb)
 stop_postgres
-"$TOOLS/spotpub" --url "$MQTT_URL" --qos 1 --count "$N" --devices 100 \
-    --vertical aqo --apikey pgdown --start "$START" --quiet \
-    >"$TEST_TMP/pub.down.log" 2>&1
+load 1 "$N" pgdown >"$TEST_TMP/pub.down.log" 2>&1
 during=$(rss_kb)
 journal=$(du -sk "$AGENT_DATA/journal" | cut -f1)
 restart_postgres
@@ -110,3 +121,42 @@ echo "publisher: $(tail -1 "$TEST_TMP/pub.down.log")"
 echo "RSS before: $before KiB, with $N messages backlogged: $during KiB (journal on disk: $journal KiB), after catching up: $after KiB"
 echo "rows landed after PostgreSQL came back: $(pg_count air_quality "apikey = 'pgdown'")"
 stop_agent 60 >/dev/null || true
+
+section "5. publisher -> Mosquitto -> spotagent -> NGSI test server, QoS 1 ($N messages, all verticals)"
+NGSI_PORT=$(free_port)
+bg ngsi "$NGSI_SERVER" --port "$NGSI_PORT" --port-file "$TEST_TMP/ngsi.port" \
+    --max-entities 10000000
+wait_for 10 "the NGSI test server" test -s "$TEST_TMP/ngsi.port"
+ORION_URL=http://127.0.0.1:$NGSI_PORT
+writes() {
+    curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" |
+        awk -v s="$1" '$1 == "spotagent_sink_writes_total{sink=\"" s "\"}" { print $2 }'
+}
+orion_backlog_empty() {
+    curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" |
+        grep -qx 'spotagent_sink_backlog_messages{sink="orion"} 0' &&
+        [ "$(writes orion)" -gt 0 ]
+}
+if [ -n "${BENCH_AGENT_CMD:-}" ]; then
+    echo "agent under test: $BENCH_AGENT_CMD"
+    MQTT_URL=$MQTT_URL ORION_URL=$ORION_URL bg other bash -c "$BENCH_AGENT_CMD"
+    t0=$(date +%s.%N)
+    echo "publisher: $(load 1 "$N" ngsibench all)"
+    echo "stats: $(curl -fsS "$ORION_URL/__stats")"
+else
+    HTTP_PORT=$(free_port)
+    AGENT_ID="$AGENT_ID-ngsi"
+    AGENT_DATA=$TEST_TMP/agent-ngsi
+    AGENT_NO_PG=1 start_agent --mqtt-qos 1 --log-level warn \
+        --orion-url "$ORION_URL" --http-listen "127.0.0.1:$HTTP_PORT"
+    t0=$(date +%s.%N)
+    echo "publisher: $(load 1 "$N" ngsibench all)"
+    wait_until 600 orion_backlog_empty || true
+    t1=$(date +%s.%N)
+    n=$(writes orion)
+    reqs=$(curl -fsS "$ORION_URL/__stats" | grep -o '"updates":[0-9]*' | cut -d: -f2)
+    awk -v n="$n" -v a="$t0" -v b="$t1" -v r="$reqs" 'BEGIN {
+        printf "spotagent -> NGSI test server: %d entities in %.2f s = %.0f entities/s, %d requests, %.1f entities per request\n",
+            n, b - a, n / (b - a), r, (r > 0 ? n / r : 0) }'
+    stop_agent 60 >/dev/null || true
+fi
