@@ -43,6 +43,7 @@
 #include "ngsi_batch.h"
 #include "ngsi_sink.h"
 #include "validate.h"
+#include "spot/backoff.h"
 #include "spot/clock.h"
 #include "spot/err.h"
 #include "spot/limits.h"
@@ -155,7 +156,7 @@ struct ngsi_sink {
     struct keyset keys;
 
     unsigned failures; /* consecutive transient request failures */
-    unsigned backoff_ms;
+    struct backoff backoff;
     int64_t retry_at_ms;
     int64_t last_fail_ms;
     bool last_fail_unreachable;
@@ -169,7 +170,6 @@ struct ngsi_sink {
     bool has_uncommitted;
     int64_t next_commit_ms;
     int64_t next_backlog_ms;
-    uint64_t rng;
 
     uint64_t n_requests; /* requests answered 2xx */
     uint64_t n_confirmed;
@@ -245,23 +245,6 @@ static void wait_ms(struct ngsi_sink *s, int64_t ms)
             break;
     }
     pthread_mutex_unlock(&s->mu);
-}
-
-/* Next back-off delay: doubles from SPOT_BACKOFF_MIN_MS to
- * SPOT_BACKOFF_MAX_MS, with "equal jitter" (half fixed, half random). */
-static unsigned backoff_next(struct ngsi_sink *s)
-{
-    if (s->backoff_ms == 0)
-        s->backoff_ms = SPOT_BACKOFF_MIN_MS;
-    else if (s->backoff_ms < SPOT_BACKOFF_MAX_MS / 2)
-        s->backoff_ms *= 2;
-    else
-        s->backoff_ms = SPOT_BACKOFF_MAX_MS;
-    s->rng ^= s->rng << 13; /* xorshift64 */
-    s->rng ^= s->rng >> 7;
-    s->rng ^= s->rng << 17;
-    unsigned half = s->backoff_ms / 2;
-    return half + (unsigned)(s->rng % (half + 1));
 }
 
 static void set_ready(struct ngsi_sink *s)
@@ -810,7 +793,7 @@ static void peer_ok(struct ngsi_sink *s, int64_t now)
         log_msg(LOG_INFO, s->mod, "%s answers again after %u failed attempt(s)",
                 s->url_log, s->failures);
     s->failures = 0;
-    s->backoff_ms = 0;
+    backoff_reset(&s->backoff);
     s->probe_ok = true;
     s->next_probe_ms = now + NGSI_PROBE_IDLE_MS;
     set_ready(s);
@@ -825,7 +808,7 @@ static void req_transient(struct ngsi_sink *s, struct req *q, int64_t now,
     /* Requests that were already in flight when the streak began do not
      * lengthen the back-off again. */
     if (s->failures == 0 || q->started_ms >= s->last_fail_ms) {
-        unsigned delay = backoff_next(s);
+        unsigned delay = backoff_next(&s->backoff);
         s->retry_at_ms = now + delay;
         s->last_fail_ms = now;
         s->failures++;
@@ -1322,10 +1305,7 @@ int ngsi_sink_new(struct ngsi_sink **out, const struct ngsi_sink_options *o,
     s->metrics = metrics;
     atomic_init(&s->stop, false);
     atomic_init(&s->ready, 0);
-    s->rng = (uint64_t)spot_now_us() ^ ((uint64_t)getpid() << 32) ^
-             (uint64_t)(uintptr_t)s;
-    if (s->rng == 0)
-        s->rng = 0x9e3779b97f4a7c15ull;
+    backoff_init(&s->backoff);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

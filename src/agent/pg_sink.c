@@ -35,6 +35,7 @@
 #include "pg_schema.h"
 #include "pg_sink.h"
 #include "validate.h"
+#include "spot/backoff.h"
 #include "spot/clock.h"
 #include "spot/err.h"
 #include "spot/limits.h"
@@ -75,8 +76,7 @@ struct pg_sink {
     size_t n_lat;
     uint64_t rejects[REJECT_COUNT];
 
-    unsigned backoff_ms;
-    uint64_t rng;
+    struct backoff backoff;
     char err[ERR_LEN];
 };
 
@@ -131,24 +131,6 @@ static void wait_ms(struct pg_sink *s, unsigned ms)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Next back-off delay: doubles from SPOT_BACKOFF_MIN_MS to
- * SPOT_BACKOFF_MAX_MS, with "equal jitter" (half fixed, half random). */
-static unsigned backoff_next(struct pg_sink *s)
-{
-    if (s->backoff_ms == 0)
-        s->backoff_ms = SPOT_BACKOFF_MIN_MS;
-    else if (s->backoff_ms < SPOT_BACKOFF_MAX_MS / 2)
-        s->backoff_ms *= 2;
-    else
-        s->backoff_ms = SPOT_BACKOFF_MAX_MS;
-    /* xorshift64 */
-    s->rng ^= s->rng << 13;
-    s->rng ^= s->rng >> 7;
-    s->rng ^= s->rng << 17;
-    unsigned half = s->backoff_ms / 2;
-    return half + (unsigned)(s->rng % (half + 1));
-}
-
 static void disconnect(struct pg_sink *s)
 {
     atomic_store(&s->ready, 0);
@@ -166,7 +148,7 @@ static void sink_fail(struct pg_sink *s, const char *what)
     int rc = journal_cursor_rewind(s->cursor);
     if (rc != SPOT_OK)
         log_msg(LOG_ERROR, MOD, "journal rewind failed: %s", spot_strerror(rc));
-    unsigned delay = backoff_next(s);
+    unsigned delay = backoff_next(&s->backoff);
     log_msg(LOG_WARN, MOD, "%s: %s; reconnecting in %u ms", what, s->err,
             delay);
     wait_ms(s, delay);
@@ -611,19 +593,19 @@ static void *sink_main(void *arg)
                 break;
             if (rc != SPOT_OK) {
                 metrics_sink_error(s->metrics, SINK_PG);
-                unsigned delay = backoff_next(s);
+                unsigned delay = backoff_next(&s->backoff);
                 log_msg(LOG_WARN, MOD,
                         "PostgreSQL unavailable: %s; retrying in %u ms", s->err,
                         delay);
                 wait_ms(s, delay);
                 continue;
             }
-            s->backoff_ms = 0;
+            backoff_reset(&s->backoff);
         }
         int rc = sink_step(s, stopping ? 0 : POLL_TIMEOUT_MS);
         switch (rc) {
         case SPOT_OK:
-            s->backoff_ms = 0;
+            backoff_reset(&s->backoff);
             break;
         case SPOT_EPEER:
             break; /* sink_fail() backed off */
@@ -639,7 +621,7 @@ static void *sink_main(void *arg)
             wait_ms(s, SPOT_BACKOFF_MAX_MS); /* until stop */
             break;
         default: {
-            unsigned delay = backoff_next(s);
+            unsigned delay = backoff_next(&s->backoff);
             log_msg(LOG_ERROR, MOD,
                     "processing the journal: %s; retrying in %u ms",
                     spot_strerror(rc), delay);
@@ -681,10 +663,7 @@ int pg_sink_new(struct pg_sink **out, const struct pg_sink_options *opt,
     s->metrics = metrics;
     atomic_init(&s->stop, false);
     atomic_init(&s->ready, 0);
-    s->rng = (uint64_t)spot_now_us() ^ ((uint64_t)getpid() << 32) ^
-             (uint64_t)(uintptr_t)s;
-    if (s->rng == 0)
-        s->rng = 0x9e3779b97f4a7c15ull;
+    backoff_init(&s->backoff);
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
