@@ -24,17 +24,16 @@ void activity_free(struct activity *a);
 /* A message of apikey/device (base ids, len bytes each) on vertical v
  * (SPOT_V_GENERIC too) arrived at now_us. Called per message: cheap. */
 void activity_seen(struct activity *a, const char *apikey, size_t apikey_len,
-                   const char *device, size_t device_len,
-                   enum spot_vertical v, int64_t now_us);
+                   const char *device, size_t device_len, enum spot_vertical v,
+                   int64_t now_us);
 
 /* A message was dead-lettered (topic and detail copied, truncated). */
-void activity_rejected(struct activity *a, const char *topic,
-                       size_t topic_len, enum reject_reason reason,
-                       const char *detail, int64_t when_us);
+void activity_rejected(struct activity *a, const char *topic, size_t topic_len,
+                       enum reject_reason reason, const char *detail,
+                       int64_t when_us);
 
 /* Writes the activity as a JSON object into g (devices, rates per vertical
  * over the last minute, recent rejects). */
-void activity_to_json(struct activity *a, struct yajl_gen_t *g,
-                      int64_t now_us);
+void activity_to_json(struct activity *a, struct yajl_gen_t *g, int64_t now_us);
 
 #endif

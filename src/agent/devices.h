@@ -23,7 +23,7 @@
 struct yajl_val_s;
 
 struct device_attr {
-    const char *name;              /* legal NGSI attribute name */
+    const char *name;               /* legal NGSI attribute name */
     const struct yajl_val_s *value; /* owned by struct devices */
 };
 
@@ -41,8 +41,8 @@ struct devices;
 /* Builds the table from the "devices" node of a parsed config file
  * (borrowed; copied). node may be NULL (no devices). On failure returns
  * SPOT_ECONFIG with a message naming the device and key in err. */
-int devices_new(struct devices **out, const struct yajl_val_s *node,
-                char *err, size_t errlen);
+int devices_new(struct devices **out, const struct yajl_val_s *node, char *err,
+                size_t errlen);
 void devices_free(struct devices *d);
 
 /* The static attributes of the base device id (len bytes), or NULL. */
