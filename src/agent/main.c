@@ -78,9 +78,24 @@ static size_t view_sinks(void *ctx, enum sink_id *ids, int *ready, size_t max)
     return n;
 }
 
+/* Alive while every sink thread has turned its loop recently: the longest
+ * legitimate pause is a back-off wait (30 s) or a request timeout. */
+#define SINK_STALL_MS 120000
+
 static int view_alive(void *ctx)
 {
-    (void)ctx;
+    struct agent *a = ctx;
+    enum sink_id ids[SINK_COUNT];
+    int ready[SINK_COUNT];
+    size_t n = view_sinks(a, ids, ready, SINK_COUNT);
+    for (size_t i = 0; i < n; i++) {
+        int64_t age = metrics_heartbeat_age_ms(a->metrics, ids[i]);
+        if (age > SINK_STALL_MS) {
+            log_msg(LOG_ERROR, MOD, "sink %s made no progress for %lld s",
+                    sink_name(ids[i]), (long long)(age / 1000));
+            return 0;
+        }
+    }
     return 1;
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "spot/clock.h"
 #include "spot/err.h"
 #include "metrics.h"
 
@@ -32,6 +33,7 @@ struct metrics {
     atomic_ullong errors[SINK_COUNT];
     atomic_ullong backlog[SINK_COUNT];
     atomic_int connected;
+    atomic_llong heartbeat_ms[SINK_COUNT]; /* monotonic; 0: never */
     struct histogram latency[SINK_COUNT];
 };
 
@@ -273,4 +275,17 @@ uint64_t metrics_get_sink_backlog(const struct metrics *m, enum sink_id s)
 int metrics_get_mqtt_connected(const struct metrics *m)
 {
     return atomic_load_explicit(&m->connected, memory_order_relaxed);
+}
+
+void metrics_heartbeat(struct metrics *m, enum sink_id s)
+{
+    atomic_store_explicit(&m->heartbeat_ms[s], (long long)spot_mono_ms(),
+                          memory_order_relaxed);
+}
+
+int64_t metrics_heartbeat_age_ms(const struct metrics *m, enum sink_id s)
+{
+    long long t =
+        atomic_load_explicit(&m->heartbeat_ms[s], memory_order_relaxed);
+    return t == 0 ? -1 : spot_mono_ms() - t;
 }

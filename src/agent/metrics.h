@@ -51,4 +51,10 @@ uint64_t metrics_get_sink_errors(const struct metrics *m, enum sink_id s);
 uint64_t metrics_get_sink_backlog(const struct metrics *m, enum sink_id s);
 int metrics_get_mqtt_connected(const struct metrics *m);
 
+/* Liveness: each sink thread calls metrics_heartbeat() once per loop turn;
+ * metrics_heartbeat_age_ms() says how long ago (monotonic ms), or -1 when
+ * the sink never beat. */
+void metrics_heartbeat(struct metrics *m, enum sink_id s);
+int64_t metrics_heartbeat_age_ms(const struct metrics *m, enum sink_id s);
+
 #endif

@@ -1149,6 +1149,7 @@ static void *sink_main(void *arg)
     log_msg(LOG_INFO, s->mod, "started: %s (%s)", s->url_log,
             s->flavour == NGSI_FLAVOUR_V2 ? "NGSI-v2" : "NGSI-LD");
     for (;;) {
+        metrics_heartbeat(s->metrics, s->sink);
         int64_t now = spot_mono_ms();
         if (atomic_load(&s->stop) && deadline < 0) {
             deadline = now + SPOT_SHUTDOWN_DRAIN_MS;

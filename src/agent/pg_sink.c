@@ -580,6 +580,7 @@ static void *sink_main(void *arg)
     int64_t drain_deadline = -1;
 
     for (;;) {
+        metrics_heartbeat(s->metrics, SINK_PG);
         bool stopping = atomic_load(&s->stop);
         if (stopping) {
             if (drain_deadline < 0)

@@ -203,6 +203,7 @@ static void *run(void *arg)
     struct stdout_sink *s = arg;
     int64_t shutdown_deadline = 0;
     for (;;) {
+        metrics_heartbeat(s->metrics, SINK_STDOUT);
         if (atomic_load(&s->stopping) && shutdown_deadline == 0)
             shutdown_deadline = spot_mono_ms() + SPOT_SHUTDOWN_DRAIN_MS;
         if (shutdown_deadline && spot_mono_ms() > shutdown_deadline)
