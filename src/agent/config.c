@@ -70,7 +70,10 @@ static const struct option_def options[] = {
     {"ngsi-mapping", OPT_STR, OFF(ngsi_mapping), "sdm", 0, 0, false, false,
      "sdm or compat"},
     {"orion-token", OPT_STR, OFF(orion_token), NULL, 0, 0, true, false,
-     "sent as X-Auth-Token to the NGSI brokers"},
+     "token for the NGSI brokers, sent as --orion-auth says"},
+    {"orion-auth", OPT_STR, OFF(orion_auth), "x-auth-token", 0, 0, false, false,
+     "how the token is sent: x-auth-token (X-Auth-Token: T) or bearer "
+     "(Authorization: Bearer T)"},
     {"orion-ca", OPT_STR, OFF(orion_ca), NULL, 0, 0, false, false,
      "PEM CA bundle to verify https:// NGSI brokers (default: system CAs)"},
     {"ngsi-ld-context", OPT_STR, OFF(ngsi_ld_context), NULL, 0, 0, false, false,
@@ -469,6 +472,9 @@ static int validate(struct loader *l)
     if (strcmp(c->ngsi_mapping, "sdm") != 0 &&
         strcmp(c->ngsi_mapping, "compat") != 0)
         return fail(l, "ngsi-mapping must be sdm or compat");
+    if (strcmp(c->orion_auth, "x-auth-token") != 0 &&
+        strcmp(c->orion_auth, "bearer") != 0)
+        return fail(l, "orion-auth must be x-auth-token or bearer");
     if (strcmp(c->http_listen, "off") != 0) {
         char host[256], port[8];
         if (admin_http_parse_listen(c->http_listen, host, sizeof host, port,

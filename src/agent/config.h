@@ -37,6 +37,7 @@ struct agent_config {
     char *ngsi_ld_url;
     char *ngsi_mapping;
     char *orion_token;
+    char *orion_auth; /* "x-auth-token" or "bearer" */
     char *orion_ca;
     char *ngsi_ld_context;
     char *http_listen;

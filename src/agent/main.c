@@ -181,6 +181,7 @@ static int start(struct agent *a)
             .mapping = mapping,
             .url = urls[i],
             .token = c->orion_token,
+            .token_bearer = strcmp(c->orion_auth, "bearer") == 0,
             .ca_file = c->orion_ca,
             .ld_context = c->ngsi_ld_context,
             .record_rejects = !rejects_taken,

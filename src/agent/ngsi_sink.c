@@ -130,8 +130,9 @@ struct ngsi_sink {
     char *url_log; /* redacted base URL */
     char *url_update;
     char *url_probe;
-    char *token;
-    char *link; /* LD Link header value */
+    const char *auth_header; /* X-Auth-Token or Authorization */
+    char *token;             /* that header's value, or NULL */
+    char *link;              /* LD Link header value */
     bool record_rejects;
     struct journal *journal;
     struct metrics *metrics;
@@ -761,7 +762,7 @@ static int send_req(struct ngsi_sink *s, struct req *q, int64_t now)
             rc = http_request_header(h, "NGSILD-Tenant", first->service);
     }
     if (rc == SPOT_OK && s->token)
-        rc = http_request_header(h, "X-Auth-Token", s->token);
+        rc = http_request_header(h, s->auth_header, s->token);
     if (rc == SPOT_OK)
         rc = http_client_start(s->http, h, s->url_update, buf, len);
     if (rc != SPOT_OK)
@@ -1065,7 +1066,7 @@ static void probe_start(struct ngsi_sink *s, int64_t now)
     http_request_clear_headers(s->probe);
     int rc = http_request_header(s->probe, "Accept", "application/json");
     if (rc == SPOT_OK && s->token)
-        rc = http_request_header(s->probe, "X-Auth-Token", s->token);
+        rc = http_request_header(s->probe, s->auth_header, s->token);
     if (rc == SPOT_OK)
         rc = http_client_start(s->http, s->probe, s->url_probe, NULL, 0);
     if (rc != SPOT_OK) {
@@ -1318,8 +1319,14 @@ int ngsi_sink_new(struct ngsi_sink **out, const struct ngsi_sink_options *o,
     if (rc != SPOT_OK)
         goto fail;
     rc = SPOT_ENOMEM;
-    if (o->token && o->token[0] && (s->token = dup_str(o->token)) == NULL)
-        goto fail;
+    s->auth_header = o->token_bearer ? "Authorization" : "X-Auth-Token";
+    if (o->token && o->token[0]) {
+        size_t n = strlen(o->token) + sizeof "Bearer ";
+        if ((s->token = malloc(n)) == NULL)
+            goto fail;
+        snprintf(s->token, n, "%s%s", o->token_bearer ? "Bearer " : "",
+                 o->token);
+    }
     if (o->flavour == NGSI_FLAVOUR_LD) {
         const char *ctx =
             o->ld_context && o->ld_context[0] ? o->ld_context : LD_CORE_CONTEXT;

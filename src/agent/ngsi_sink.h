@@ -32,7 +32,9 @@ struct ngsi_sink_options {
     enum ngsi_flavour flavour;
     enum ngsi_mapping mapping;
     const char *url;        /* base URL, e.g. http://orion:1026; copied */
-    const char *token;      /* X-Auth-Token value, or NULL; copied */
+    const char *token;      /* access token, or NULL; copied */
+    bool token_bearer;      /* send it as "Authorization: Bearer <token>"
+                               instead of "X-Auth-Token: <token>" */
     const char *ca_file;    /* CA bundle for https, or NULL; copied */
     const char *ld_context; /* NGSI-LD @context URL for the Link header;
                                NULL: the core context; copied */

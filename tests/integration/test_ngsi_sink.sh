@@ -372,6 +372,26 @@ assert_eq 1 "$(pg_count rejected_message)" "rejected_message rows"
 agent_alive || fail "agent died"
 stop_agent || fail "agent exited with status $?"
 
+# The same token as "Authorization: Bearer", read from a _FILE secret.
+printf '%s\n' "$TOKEN" >"$TEST_TMP/orion-token"
+SPOTAGENT_ORION_TOKEN_FILE=$TEST_TMP/orion-token start_agent --config "$CFG" \
+    --orion-url "$NGSI_URL" --orion-auth bearer
+publish_payload /airaqo/SmartSpot_1_AQO/attrs "$(aqo 58 77.25)"
+wait_until 30 bash -c "[ \"\$(curl -s -H 'Fiware-Service: city' \
+    -H 'Fiware-ServicePath: /env/air' \
+    '$NGSI_URL/v2/entities/$air?attrs=no2&options=keyValues')\" = \
+    '{\"id\":\"$air\",\"type\":\"AirQualityObserved\",\"no2\":77.25}' ]" ||
+    fail "aqo message sent with a bearer token not in the broker"
+hdrs=$(last_headers /v2/op/update)
+assert_match "authorization: Bearer $TOKEN" "$hdrs" "Authorization: Bearer"
+if grep -qi '^x-auth-token:' <<<"$hdrs"; then
+    fail "X-Auth-Token sent although --orion-auth is bearer"
+fi
+if grep -q "$TOKEN" "$AGENT_STDERR" "$AGENT_STDOUT"; then
+    fail "the bearer token appears in the agent's output"
+fi
+stop_agent || fail "agent exited with status $?"
+
 # --- 5. 413: a smaller body limit splits batches; an entity above it alone
 # is dead-lettered ------------------------------------------------------------
 
