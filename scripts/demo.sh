@@ -5,8 +5,10 @@
 # purpose), then runs a simulated fleet (spotsim: 50 devices, every
 # vertical, time accelerated so a 5-minute sampling period passes in half a
 # second, with a few faults injected) for about half a minute, shows rows
-# landing per table, then a summary. Everything is stopped at the end, even
-# on Ctrl-C.
+# landing per table, then a summary. spotagent also forwards every accepted
+# message to an NGSI-v2 broker: the project's NGSI test server (Orion's
+# rules, in memory), or a real Orion given as DEMO_ORION_URL. Everything is
+# stopped at the end, even on Ctrl-C.
 set -Eeuo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export SPOTAGENT=${SPOTAGENT:-$REPO/build/spotagent}
@@ -15,6 +17,7 @@ DEVICES=${DEMO_DEVICES:-50}
 DURATION=${DEMO_DURATION:-30}
 SPEED=${DEMO_SPEED:-600}
 SPOTSIM=${SPOTSIM:-$REPO/build/spotsim}
+NGSI_SERVER=${NGSI_SERVER:-$REPO/build/servers/ngsi_server}
 # shellcheck source=../tests/integration/lib.sh
 source "$REPO/tests/integration/lib.sh"
 
@@ -27,10 +30,20 @@ start_mosquitto
 start_postgres
 echo "Mosquitto  $MQTT_URL"
 echo "PostgreSQL $PG_URL"
+if [ -n "${DEMO_ORION_URL:-}" ]; then
+    ORION_URL=${DEMO_ORION_URL%/}
+    echo "Orion      $ORION_URL (DEMO_ORION_URL)"
+else
+    bg ngsi "$NGSI_SERVER" --port 0 --port-file "$TEST_TMP/ngsi.port"
+    wait_for 10 "the NGSI test server" test -s "$TEST_TMP/ngsi.port"
+    ORION_URL=http://127.0.0.1:$(cat "$TEST_TMP/ngsi.port")
+    echo "NGSI-v2    $ORION_URL (the project's NGSI test server, Orion's rules;"
+    echo "           DEMO_ORION_URL=http://orion:1026 sends to a real Orion)"
+fi
 
-bold "2. spotagent (subscribes to /+/+/attrs at QoS 1, stores in PostgreSQL)"
+bold "2. spotagent (subscribes to /+/+/attrs at QoS 1, stores in PostgreSQL, updates Orion)"
 HTTP_PORT=$(free_port)
-start_agent --http-listen "127.0.0.1:$HTTP_PORT"
+start_agent --http-listen "127.0.0.1:$HTTP_PORT" --orion-url "$ORION_URL"
 echo "running: pid $AGENT_PID, log $AGENT_STDERR"
 echo "status page: http://127.0.0.1:$HTTP_PORT/  (metrics at /metrics)"
 
@@ -54,24 +67,30 @@ bold "4. A simulated fleet: $DEVICES devices, all verticals, ${DURATION}s at ${S
 FLEET=$!
 printf '%-8s' "time"
 for t in "${TABLES[@]}"; do printf '%14s' "$t"; done
-printf '%10s\n' rejected
+printf '%10s%14s\n' rejected "orion updates"
+# metric NAME SINK: a sink's counter or gauge from /metrics.
+metric() {
+    curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" |
+        awk -v m="$1{sink=\"$2\"}" '$1 == m { print $2 }'
+}
 start_s=$(date +%s)
 while :; do
     printf '%-8s' "+$(($(date +%s) - start_s))s"
     for t in "${TABLES[@]}"; do printf '%14s' "$(pg_count "$t")"; done
-    printf '%10s\n' "$(pg_count rejected_message)"
+    printf '%10s' "$(pg_count rejected_message)"
+    printf '%14s\n' "$(metric spotagent_sink_writes_total orion)"
     kill -0 "$FLEET" 2>/dev/null || break
     sleep 3
 done
 wait "$FLEET" || fail "the fleet simulator failed: $(tail -5 "$TEST_TMP/fleet.log")"
 echo "spotsim summary: $(tr -d '\n ' <"$TEST_TMP/fleet.json" | cut -c1-300)..."
-# wait until the PostgreSQL sink has confirmed everything journaled
+# wait until both sinks have confirmed everything journaled
 backlog_empty() {
-    curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" |
-        grep -qx 'spotagent_sink_backlog_messages{sink="pg"} 0'
+    [ "$(metric spotagent_sink_backlog_messages pg)" = 0 ] &&
+        [ "$(metric spotagent_sink_backlog_messages orion)" = 0 ]
 }
-wait_for 120 "spotagent to store the fleet's messages" backlog_empty
-echo "spotagent's backlog is empty: everything the broker delivered is stored"
+wait_for 120 "spotagent to store and forward the fleet's messages" backlog_empty
+echo "spotagent's backlog is empty: everything the broker delivered is stored and in Orion"
 
 bold "5. Summary: rows per table"
 demo_psql() {
@@ -98,6 +117,29 @@ bold "Rejected messages by reason (raw bytes kept in rejected_message.payload)"
 demo_psql -c "SELECT reason, count(*) AS messages,
        left(min(detail), 60) AS example_detail
      FROM rejected_message GROUP BY reason ORDER BY count(*) DESC"
+
+bold "NGSI-v2 entities in $ORION_URL (one per device and vertical, updated in place)"
+printf '%-22s %s\n' "entity type" entities
+for type in AirQualityObserved NoiseLevelObserved WeatherObserved \
+    CrowdFlowObserved AnonymousCommuterId Device; do
+    n=$(curl -fsS -D - -o /dev/null \
+        "$ORION_URL/v2/entities?type=$type&limit=1&options=count" |
+        tr -d '\r' | awk -F': ' 'tolower($1) == "fiware-total-count" { print $2 }')
+    printf '%-22s %s\n' "$type" "${n:-?}"
+done
+echo
+echo "urn:ngsi-ld:AirQualityObserved:SmartSpot_AQ_1 (the manufacturer's example, sdm mapping):"
+curl -fsS "$ORION_URL/v2/entities/urn:ngsi-ld:AirQualityObserved:SmartSpot_AQ_1?attrs=no2,pm25,pm10,dateObserved,refDevice" |
+    python3 -c 'import json, sys
+e = json.load(sys.stdin)
+print("  id %s, type %s" % (e.pop("id"), e.pop("type")))
+for name, a in e.items():
+    md = a.get("metadata", {})
+    unit = md.get("unitCode", {}).get("value", "")
+    print("  %-14s %-13s %-36s %s" % (name, a["type"], json.dumps(a["value"]),
+          "unitCode " + unit if unit else ""))
+print("  (each attribute also carries TimeInstant metadata)")' ||
+    echo "(not found)"
 
 bold "6. Stopping spotagent (SIGTERM: flush, checkpoint, exit 0)"
 rc=0
