@@ -201,8 +201,11 @@ static int start(struct agent *a)
                 "standard output, rejected ones to %s/"
                 "dead-letters.jsonl",
                 c->data_dir);
-        rc = stdout_sink_new(&a->out, c->data_dir, true, a->journal, a->schemas,
-                             c->groups, a->metrics);
+        struct stdout_sink_options so = {.mapping = mapping,
+                                         .record_rejects = true,
+                                         .data_dir = c->data_dir};
+        rc = stdout_sink_new(&a->out, &so, a->journal, a->schemas, c->groups,
+                             c->devices, a->metrics);
         if (rc == SPOT_OK) {
             stdout_sink_set_activity(a->out, a->activity);
             rc = stdout_sink_start(a->out);

@@ -1,7 +1,7 @@
 /*
  * stdout sink: reads the journal, validates, prints accepted messages as
- * NGSI-v2 entities (the compat shape: attribute names as sent, Number/Text/
- * Boolean/DateTime types, TimeInstant metadata) one per line, and keeps
+ * the NGSI-v2 entities the Orion sink would send (same encoder, same
+ * --ngsi-mapping, static device attributes), one per line, and keeps
  * rejected ones in the file dead-letter store. The checkpoint advances
  * after each flushed batch.
  */
@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <yajl/yajl_gen.h>
-
 #include "spot/clock.h"
 #include "spot/err.h"
 #include "spot/limits.h"
@@ -22,6 +20,7 @@
 #include "deadletter.h"
 #include "stdout_sink.h"
 #include "activity.h"
+#include "ngsi_encode.h"
 #include "validate.h"
 
 #define MOD       "stdout"
@@ -35,102 +34,43 @@ struct stdout_sink {
     struct activity *activity;
     struct validator *validator;
     struct deadletter *deadletter; /* NULL unless we record rejects */
-    yajl_gen gen;
+    struct ngsi_encoder *encoder;
     pthread_t thread;
     int started;
     atomic_int stopping;
 };
 
-static void str(yajl_gen g, const char *s)
+/* Writes the NGSI-v2 entity of an accepted record, as the NGSI sinks
+ * would send it (ngsi_encode.c). A record the encoder refuses is
+ * dead-lettered with reason ngsi_rejected when this sink keeps the
+ * rejects. Returns SPOT_OK, SPOT_EIO or SPOT_ENOMEM. */
+static int print_entity(struct stdout_sink *s, const struct journal_entry *e,
+                        const struct record *r)
 {
-    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-static void attr_value(yajl_gen g, const struct schema_field *f,
-                       const struct value *v)
-{
-    switch (v->kind) {
-    case VALUE_NUMBER:
-    case VALUE_INTEGER:
-        str(g, "type");
-        str(g, "Number");
-        str(g, "value");
-        yajl_gen_number(g, v->text, v->text_len);
-        break;
-    case VALUE_BOOL:
-        str(g, "type");
-        str(g, "Boolean");
-        str(g, "value");
-        yajl_gen_bool(g, v->boolean);
-        break;
-    case VALUE_TEXT:
-    case VALUE_TIME:
-        str(g, "type");
-        str(g, v->kind == VALUE_TIME ? "DateTime"
-               : f->compat.attr_type ? f->compat.attr_type
-                                     : "Text");
-        str(g, "value");
-        yajl_gen_string(g, (const unsigned char *)v->text, v->text_len);
-        break;
-    default:
-        str(g, "type");
-        str(g, f->type == SCHEMA_TEXT ? "Text" : "Number");
-        str(g, "value");
-        yajl_gen_null(g);
-        break;
+    struct ngsi_entity ent;
+    char why[SPOT_MAX_DETAIL_LEN];
+    int rc = ngsi_encode(s->encoder, r, &ent, why, sizeof why);
+    if (rc == SPOT_EINVAL) {
+        log_msg(LOG_INFO, MOD, "not an NGSI entity (ngsi_rejected) on %.*s: %s",
+                (int)(e->topic_len > 200 ? 200 : e->topic_len), e->topic, why);
+        if (s->deadletter == NULL)
+            return SPOT_OK;
+        rc = deadletter_write(s->deadletter, REJECT_NGSI, why, strlen(why),
+                              r->received_us, e->topic, e->topic_len,
+                              e->payload, e->payload_len);
+        if (rc == SPOT_OK) {
+            metrics_rejected(s->metrics, REJECT_NGSI);
+            activity_rejected(s->activity, e->topic, e->topic_len, REJECT_NGSI,
+                              why, e->received_us);
+        }
+        return rc;
     }
-}
-
-/* Writes the entity of an accepted record; returns SPOT_OK or SPOT_EIO. */
-static int print_entity(struct stdout_sink *s, const struct record *r)
-{
-    yajl_gen g = s->gen;
-    yajl_gen_clear(g);
-    yajl_gen_reset(g, NULL);
-    const char *type = r->schema ? r->schema->compat_entity_type : "Thing";
-    if (r->group && r->group->entity_types[r->vertical])
-        type = r->group->entity_types[r->vertical];
-    char id[2 * SPOT_MAX_ID_LEN + 2];
-    snprintf(id, sizeof id, "%s:%s", type, r->full_device_id);
-
-    yajl_gen_map_open(g);
-    str(g, "id");
-    str(g, id);
-    str(g, "type");
-    str(g, type);
-    str(g, "TimeInstant");
-    yajl_gen_map_open(g);
-    str(g, "type");
-    str(g, "DateTime");
-    str(g, "value");
-    str(g, r->time_instant_text);
-    yajl_gen_map_close(g);
-    for (size_t i = 0; r->schema && i < r->schema->n_fields; i++) {
-        const struct schema_field *f = &r->schema->fields[i];
-        const struct value *v = &r->values[i];
-        if (v->kind == VALUE_ABSENT || i == r->schema->time_field)
-            continue;
-        str(g, f->name);
-        yajl_gen_map_open(g);
-        attr_value(g, f, v);
-        str(g, "metadata");
-        yajl_gen_map_open(g);
-        str(g, "TimeInstant");
-        yajl_gen_map_open(g);
-        str(g, "type");
-        str(g, "DateTime");
-        str(g, "value");
-        str(g, r->time_instant_text);
-        yajl_gen_map_close(g);
-        yajl_gen_map_close(g);
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    const unsigned char *buf;
-    size_t len;
-    yajl_gen_get_buf(g, &buf, &len);
-    if (fwrite(buf, 1, len, stdout) != len || fputc('\n', stdout) == EOF)
+    if (rc != SPOT_OK)
+        return rc;
+    if (fwrite(ent.json, 1, ent.len, stdout) != ent.len ||
+        fputc('\n', stdout) == EOF)
         return SPOT_EIO;
+    metrics_sink_writes(s->metrics, SINK_STDOUT, 1);
     return SPOT_OK;
 }
 
@@ -167,10 +107,9 @@ static int handle(struct stdout_sink *s, const struct journal_entry *e)
     if (rc != SPOT_OK)
         return rc;
     if (r->reason == REJECT_NONE || r->reason == REJECT_RANGE) {
-        rc = print_entity(s, r);
+        rc = print_entity(s, e, r);
         if (rc != SPOT_OK)
             return rc;
-        metrics_sink_writes(s->metrics, SINK_STDOUT, 1);
     }
     if (r->reason != REJECT_NONE && s->deadletter != NULL) {
         rc = deadletter_write(s->deadletter, r->reason, r->detail,
@@ -248,10 +187,11 @@ static void *run(void *arg)
     return NULL;
 }
 
-int stdout_sink_new(struct stdout_sink **out, const char *data_dir,
-                    bool record_rejects, struct journal *journal,
-                    const struct schema_set *schemas,
-                    const struct groups *groups, struct metrics *metrics)
+int stdout_sink_new(struct stdout_sink **out,
+                    const struct stdout_sink_options *o,
+                    struct journal *journal, const struct schema_set *schemas,
+                    const struct groups *groups, const struct devices *devices,
+                    struct metrics *metrics)
 {
     struct stdout_sink *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -262,13 +202,11 @@ int stdout_sink_new(struct stdout_sink **out, const char *data_dir,
     int rc = validator_new(&s->validator, schemas, groups);
     if (rc == SPOT_OK)
         rc = journal_cursor_open(journal, "stdout", &s->cursor);
-    if (rc == SPOT_OK && record_rejects)
-        rc = deadletter_open(&s->deadletter, data_dir);
-    if (rc == SPOT_OK) {
-        s->gen = yajl_gen_alloc(NULL);
-        if (s->gen == NULL)
-            rc = SPOT_ENOMEM;
-    }
+    if (rc == SPOT_OK && o->record_rejects)
+        rc = deadletter_open(&s->deadletter, o->data_dir);
+    if (rc == SPOT_OK)
+        rc =
+            ngsi_encoder_new(&s->encoder, NGSI_FLAVOUR_V2, o->mapping, devices);
     if (rc != SPOT_OK) {
         stdout_sink_free(s);
         return rc;
@@ -302,8 +240,7 @@ void stdout_sink_free(struct stdout_sink *s)
     journal_cursor_close(s->cursor);
     deadletter_close(s->deadletter);
     validator_free(s->validator);
-    if (s->gen)
-        yajl_gen_free(s->gen);
+    ngsi_encoder_free(s->encoder);
     free(s);
 }
 

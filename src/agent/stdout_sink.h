@@ -12,19 +12,27 @@
 
 #include <stdbool.h>
 
+#include "devices.h"
 #include "groups.h"
 #include "journal.h"
 #include "metrics.h"
+#include "ngsi_encode.h"
 #include "spot/schema.h"
+
+struct stdout_sink_options {
+    enum ngsi_mapping mapping; /* of the printed NGSI-v2 entities */
+    bool record_rejects;       /* this sink is the dead-letter store */
+    const char *data_dir;      /* where dead letters go then; borrowed */
+};
 
 struct stdout_sink;
 
-/* data_dir: where dead letters go when record_rejects. Borrowed: journal,
- * schemas, groups, metrics. */
-int stdout_sink_new(struct stdout_sink **out, const char *data_dir,
-                    bool record_rejects, struct journal *journal,
-                    const struct schema_set *schemas,
-                    const struct groups *groups, struct metrics *metrics);
+/* Borrowed: journal, schemas, groups, devices, metrics. */
+int stdout_sink_new(struct stdout_sink **out,
+                    const struct stdout_sink_options *o,
+                    struct journal *journal, const struct schema_set *schemas,
+                    const struct groups *groups, const struct devices *devices,
+                    struct metrics *metrics);
 int stdout_sink_start(struct stdout_sink *s);
 void stdout_sink_stop(struct stdout_sink *s);
 void stdout_sink_free(struct stdout_sink *s);
