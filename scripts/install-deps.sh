@@ -11,7 +11,7 @@ packages=(
     libssl-dev libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev
     mosquitto mosquitto-clients
     postgresql postgresql-client
-    openssl curl procps
+    openssl curl procps iproute2 # iproute2: test_websockets network namespace
     python3 python3-yaml      # deploy-file consistency test
     chromium fonts-liberation # status page test (headless screenshot)
 )

@@ -6,8 +6,7 @@
 #  2. host verification: a broker whose certificate names another host is
 #     refused (never connected; measurements stay queued);
 #  3. spotsim over mqtts:// with --ca/--cert/--key.
-# (WebSocket transports 3 and 4 are not covered end to end: Debian's
-# Mosquitto is built without WebSocket support; their URIs are unit-tested.)
+# (WebSocket transports 3 and 4: test_websockets.sh.)
 source "$(dirname "$0")/lib.sh"
 
 # beside the tools of the same build (make check: build/)
