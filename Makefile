@@ -15,7 +15,7 @@ WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
         -Wwrite-strings -Wpointer-arith -Wvla -Wimplicit-fallthrough \
         -Werror
 CPPFLAGS_BASE := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Isrc/agent \
-        -I$(BUILD)/gen -DSPOT_VERSION='"$(VERSION)"' -DSPOT_GIT_REV='"$(GIT_REV)"'
+        -I$(BUILD)/gen
 OPT      ?= -O2 -g
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer
@@ -28,6 +28,9 @@ AGENT_SRC  := $(filter-out src/agent/main.c,$(wildcard src/agent/*.c))
 DEVICE_SRC := $(filter-out src/device/cmd_%.c,$(wildcard src/device/*.c src/device/*/*.c))
 DEVICE_CMDS := $(patsubst src/device/cmd_%.c,%,$(wildcard src/device/cmd_*.c))
 GEN_SRC    := $(BUILD)/gen/schemas_embedded.c
+# version.h: rewritten only when the version or the git revision changed, so
+# what includes it is rebuilt then (and only then).
+VERSION_H  := $(BUILD)/gen/version.h
 SCHEMAS    := $(sort $(wildcard schemas/*.json))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
@@ -37,7 +40,7 @@ LIB_SRC    := $(COMMON_SRC) $(AGENT_SRC) $(DEVICE_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas_embedded.o
 LIB_OBJ_SAN := $(LIB_SRC:%.c=$(ASAN_DIR)/obj/%.o) $(ASAN_DIR)/obj/gen/schemas_embedded.o
 
-.PHONY: all check unit integration demo bench deps format format-check lint clean
+.PHONY: all check unit integration demo bench deps format format-check lint clean FORCE
 
 all: $(BUILD)/spotagent $(DEVICE_CMDS:%=$(BUILD)/%) tools
 
@@ -45,6 +48,12 @@ deps:
 	@bash scripts/install-deps.sh
 
 # --- code generation: schemas/*.json compiled into the binary -------------
+$(VERSION_H): FORCE
+	@mkdir -p $(@D)
+	@printf '#define SPOT_VERSION "%s"\n#define SPOT_GIT_REV "%s"\n' \
+	    '$(VERSION)' '$(GIT_REV)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
 $(BUILD)/embed: src/tools/embed.c
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -o $@ $<
@@ -64,7 +73,7 @@ $(ASAN_DIR)/obj/gen/schemas_embedded.o: $(GEN_SRC)
 	@$(CC) $(WARN) $(OPT) $(SAN) $(CPPFLAGS_BASE) -c -o $@ $<
 
 # --- normal build ----------------------------------------------------------
-$(BUILD)/obj/%.o: %.c | $(GEN_SRC)
+$(BUILD)/obj/%.o: %.c | $(GEN_SRC) $(VERSION_H)
 	@mkdir -p $(@D)
 	@echo '  CC      $<'
 	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -MMD -MP -c -o $@ $<
@@ -93,7 +102,7 @@ $(BUILD)/servers/%: tests/servers/%.c $(BUILD)/libspot.a
 	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -o $@ $^ $(LIBS)
 
 # --- sanitizer build (tests) -----------------------------------------------
-$(ASAN_DIR)/obj/%.o: %.c | $(GEN_SRC)
+$(ASAN_DIR)/obj/%.o: %.c | $(GEN_SRC) $(VERSION_H)
 	@mkdir -p $(@D)
 	@echo '  CC asan $<'
 	@$(CC) $(WARN) $(OPT) $(SAN) $(CPPFLAGS_BASE) -MMD -MP -c -o $@ $<

@@ -52,12 +52,7 @@
 
 #define MOD "http"
 
-#ifndef SPOT_VERSION
-#define SPOT_VERSION "dev"
-#endif
-#ifndef SPOT_GIT_REV
-#define SPOT_GIT_REV "unknown"
-#endif
+#include "version.h" /* generated: SPOT_VERSION, SPOT_GIT_REV */
 
 /* Bounds of the endpoint: concurrent connections, idle seconds. */
 #define ADMIN_MAX_CONNECTIONS 64u

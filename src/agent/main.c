@@ -28,12 +28,7 @@
 
 #define MOD "main"
 
-#ifndef SPOT_VERSION
-#define SPOT_VERSION "dev"
-#endif
-#ifndef SPOT_GIT_REV
-#define SPOT_GIT_REV "unknown"
-#endif
+#include "version.h" /* generated: SPOT_VERSION, SPOT_GIT_REV */
 
 struct agent {
     struct agent_config *cfg;
