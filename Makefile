@@ -34,13 +34,20 @@ VERSION_H  := $(BUILD)/gen/version.h
 SCHEMAS    := $(sort $(wildcard schemas/*.json))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
+# Fuzz targets: tests/fuzz/fuzz_<name>.c, each with a seed corpus in
+# tests/fuzz/corpus/<name>/ (the vectors and every crasher found).
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(filter-out \
+                 tests/fuzz/fuzz_util.c tests/fuzz/fuzz_common.c,\
+                 $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_HELPERS := tests/fuzz/fuzz_util.c tests/fuzz/fuzz_common.c
 SERVER_SRC := $(wildcard tests/servers/*.c)
 
 LIB_SRC    := $(COMMON_SRC) $(AGENT_SRC) $(DEVICE_SRC)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas_embedded.o
 LIB_OBJ_SAN := $(LIB_SRC:%.c=$(ASAN_DIR)/obj/%.o) $(ASAN_DIR)/obj/gen/schemas_embedded.o
 
-.PHONY: all check unit integration demo bench deps format format-check lint clean FORCE
+.PHONY: all check unit fuzz-regress fuzz integration demo bench deps format \
+        format-check lint clean FORCE
 
 all: $(BUILD)/spotagent $(DEVICE_CMDS:%=$(BUILD)/%) tools
 
@@ -119,11 +126,76 @@ $(ASAN_DIR)/%: $(ASAN_DIR)/obj/src/device/cmd_%.o $(ASAN_DIR)/libspot.a
 $(ASAN_DIR)/unit-tests: $(UNIT_SRC:%.c=$(ASAN_DIR)/obj/%.o) $(ASAN_DIR)/libspot.a
 	$(CC) $(OPT) $(SAN) -o $@ $^ -lcriterion $(LIBS)
 
+# --- fuzz targets ----------------------------------------------------------
+# The corpus regression (make check): every target's code, linked with a
+# plain main() (tests/fuzz/driver.c) by $(CC) under ASan/UBSan, runs over
+# its checked-in corpus. No clang needed.
+$(ASAN_DIR)/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(FUZZ_HELPERS) \
+                    $(wildcard tests/fuzz/*.h) $(ASAN_DIR)/libspot.a
+	@mkdir -p $(@D)
+	@echo '  CC asan $<'
+	@$(CC) $(WARN) $(OPT) $(SAN) $(CPPFLAGS_BASE) -Itests/fuzz -o $@ \
+	    $< tests/fuzz/driver.c $(FUZZ_HELPERS) $(ASAN_DIR)/libspot.a $(LIBS)
+
+fuzz-regress: $(FUZZ_TARGETS:%=$(ASAN_DIR)/fuzz/%)
+	@for t in $(FUZZ_TARGETS); do \
+	    ASAN_OPTIONS=detect_leaks=1 $(ASAN_DIR)/fuzz/$$t \
+	        tests/fuzz/corpus/$$t || exit 1; \
+	done
+
+# libFuzzer builds (make fuzz): the library again with clang and coverage
+# instrumentation; each target runs FUZZ_SECONDS (default 60) at nice 19
+# over a working corpus in $(FUZZ_DIR)/corpus/<name> seeded from the
+# checked-in one. Crashers land in $(FUZZ_DIR)/artifacts/: minimise one,
+# add it to tests/fuzz/corpus/<name>/ and fix the bug with a unit test.
+FUZZ_CC      ?= clang
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=all
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) \
+                $(FUZZ_DIR)/obj/gen/schemas_embedded.o
+
+$(FUZZ_DIR)/obj/%.o: %.c | $(GEN_SRC)
+	@mkdir -p $(@D)
+	@echo '  CC fuzz $<'
+	@$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link \
+	    $(CPPFLAGS_BASE) -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/obj/gen/schemas_embedded.o: $(GEN_SRC)
+	@mkdir -p $(@D)
+	@$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) $(CPPFLAGS_BASE) -c -o $@ $<
+
+$(FUZZ_DIR)/libspot.a: $(FUZZ_LIB_OBJ)
+	@ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HELPERS) \
+                    $(wildcard tests/fuzz/*.h) $(FUZZ_DIR)/libspot.a
+	@echo '  LD fuzz $@'
+	@$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer $(CPPFLAGS_BASE) \
+	    -Itests/fuzz -o $@ $< $(FUZZ_HELPERS) $(FUZZ_DIR)/libspot.a $(LIBS)
+
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang" \
+	    "and libclang-rt-14-dev (apt-get install clang" \
+	    "libclang-rt-14-dev)" >&2; exit 1; }
+	$(MAKE) $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+	@mkdir -p $(FUZZ_DIR)/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	    echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	    nice -n 19 $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- \
+	        $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 # --- tests -----------------------------------------------------------------
 check: deps
 	$(MAKE) all $(ASAN_DIR)/spotagent $(DEVICE_CMDS:%=$(ASAN_DIR)/%) \
-	    $(ASAN_DIR)/unit-tests
+	    $(ASAN_DIR)/unit-tests $(FUZZ_TARGETS:%=$(ASAN_DIR)/fuzz/%)
 	$(MAKE) unit
+	$(MAKE) fuzz-regress
 	$(MAKE) integration
 	@echo "make check: all tests passed"
 
@@ -148,7 +220,7 @@ bench: deps
 	bash scripts/bench.sh
 
 # --- style -----------------------------------------------------------------
-FMT_SRC = $(wildcard src/*/*.c src/*/*.h src/*/*/*.c src/*/*/*.h include/spot/*.h tests/unit/*.c tests/tools/*.c tests/servers/*.c tests/servers/*.h)
+FMT_SRC = $(wildcard src/*/*.c src/*/*.h src/*/*/*.c src/*/*/*.h include/spot/*.h tests/unit/*.c tests/tools/*.c tests/servers/*.c tests/servers/*.h tests/fuzz/*.c tests/fuzz/*.h)
 
 format:
 	clang-format -i $(FMT_SRC)

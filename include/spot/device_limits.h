@@ -64,6 +64,9 @@
 #define SPOT_DEVICE_REPORT_BYTES 4096
 /* The device configuration file. */
 #define SPOT_DEVICE_MAX_CONFIG_BYTES (1024 * 1024)
+/* Nesting of the configuration's JSON (deeper is refused before yajl
+ * builds a tree, which recurses per level). */
+#define SPOT_DEVICE_MAX_CONFIG_DEPTH 64
 
 /* --- publisher
  * ---------------------------------------------------------------- */

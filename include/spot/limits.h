@@ -37,7 +37,11 @@
 #define SPOT_MQTT_RETRY_MAX_S 30
 #define SPOT_MQTT_MAX_TOPICS  8
 
-/* Configuration file size. */
+/* Configuration file size, and nesting of its JSON (deeper files are
+ * refused before a tree is built: yajl's tree recurses per level). */
 #define SPOT_MAX_CONFIG_BYTES (1024 * 1024)
+#define SPOT_MAX_CONFIG_DEPTH 64
+/* Nesting of a JSON body a peer (an NGSI broker) answers with. */
+#define SPOT_MAX_RESPONSE_DEPTH 64
 
 #endif

@@ -258,6 +258,17 @@ static int view_alive(const struct admin_http *h)
     return h->view.alive ? h->view.alive(h->view.ctx) != 0 : 1;
 }
 
+/* Reads the journal's state into the metrics; returns 1 while full. */
+static int view_journal_full(const struct admin_http *h)
+{
+    if (h->view.journal == NULL)
+        return 0;
+    uint64_t bytes = 0, max = 0;
+    int full = h->view.journal(h->view.ctx, &bytes, &max) != 0;
+    metrics_journal(h->metrics, bytes, max, full);
+    return full;
+}
+
 static int view_mqtt(const struct admin_http *h)
 {
     if (h->view.mqtt_connected)
@@ -280,13 +291,19 @@ static void view_sinks(const struct admin_http *h, struct sinks_state *s)
         s->n = SINK_COUNT;
 }
 
-/* Writes the names of what is down as a JSON array; returns how many. */
-static size_t gen_down(yajl_gen g, int mqtt, const struct sinks_state *s)
+/* Writes the names of what is down as a JSON array; returns how many.
+ * A full journal counts: the agent takes no message until it has room. */
+static size_t gen_down(yajl_gen g, int mqtt, int journal_full,
+                       const struct sinks_state *s)
 {
     size_t n = 0;
     yajl_gen_array_open(g);
     if (!mqtt) {
         gen_str(g, "mqtt");
+        n++;
+    }
+    if (journal_full) {
+        gen_str(g, "journal");
         n++;
     }
     for (size_t i = 0; i < s->n; i++) {
@@ -299,9 +316,9 @@ static size_t gen_down(yajl_gen g, int mqtt, const struct sinks_state *s)
     return n;
 }
 
-static int all_ready(int mqtt, const struct sinks_state *s)
+static int all_ready(int mqtt, int journal_full, const struct sinks_state *s)
 {
-    if (!mqtt)
+    if (!mqtt || journal_full)
         return 0;
     for (size_t i = 0; i < s->n; i++)
         if (!s->ready[i])
@@ -328,9 +345,10 @@ static enum MHD_Result get_health(struct admin_http *h,
 static enum MHD_Result get_ready(struct admin_http *h, struct MHD_Connection *c)
 {
     int mqtt = view_mqtt(h);
+    int full = view_journal_full(h);
     struct sinks_state s;
     view_sinks(h, &s);
-    int ready = all_ready(mqtt, &s);
+    int ready = all_ready(mqtt, full, &s);
     yajl_gen g = json_new();
     if (g == NULL)
         return MHD_NO;
@@ -338,7 +356,7 @@ static enum MHD_Result get_ready(struct admin_http *h, struct MHD_Connection *c)
     gen_kv(g, "status", ready ? "ready" : "not ready");
     if (!ready) {
         gen_str(g, "down");
-        gen_down(g, mqtt, &s);
+        gen_down(g, mqtt, full, &s);
     }
     yajl_gen_map_close(g);
     return reply_json(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, g,
@@ -350,6 +368,7 @@ static enum MHD_Result get_metrics(struct admin_http *h,
 {
     char *text;
     size_t len;
+    view_journal_full(h);
     if (metrics_render(h->metrics, &text, &len) != SPOT_OK)
         return MHD_NO;
     return reply_take(c, MHD_HTTP_OK, CONTENT_METRICS, text, len, NULL);
@@ -452,6 +471,7 @@ static enum MHD_Result get_status(struct admin_http *h,
 {
     int64_t now = spot_now_us();
     int mqtt = view_mqtt(h);
+    int full = view_journal_full(h);
     struct sinks_state s;
     view_sinks(h, &s);
     yajl_gen g = json_new();
@@ -467,9 +487,22 @@ static enum MHD_Result get_status(struct admin_http *h,
     gen_str(g, "mqtt_connected");
     yajl_gen_bool(g, mqtt);
     gen_str(g, "ready");
-    yajl_gen_bool(g, all_ready(mqtt, &s));
+    yajl_gen_bool(g, all_ready(mqtt, full, &s));
     gen_str(g, "down");
-    gen_down(g, mqtt, &s);
+    gen_down(g, mqtt, full, &s);
+    if (h->view.journal != NULL) {
+        uint64_t bytes = 0, max = 0;
+        h->view.journal(h->view.ctx, &bytes, &max);
+        gen_str(g, "journal");
+        yajl_gen_map_open(g);
+        gen_str(g, "bytes");
+        yajl_gen_integer(g, (long long)bytes);
+        gen_str(g, "max_bytes");
+        yajl_gen_integer(g, (long long)max);
+        gen_str(g, "full");
+        yajl_gen_bool(g, full);
+        yajl_gen_map_close(g);
+    }
 
     gen_str(g, "sinks");
     yajl_gen_array_open(g);

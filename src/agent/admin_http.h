@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "activity.h"
 #include "metrics.h"
 
@@ -25,6 +27,9 @@ struct admin_view {
     size_t (*sinks)(void *ctx, enum sink_id *ids, int *ready, size_t max);
     /* 1 while the threads make progress (main loop and sinks alive). */
     int (*alive)(void *ctx);
+    /* The journal: its bytes and bound; returns 1 while it is full (the
+     * agent takes no message: not ready). */
+    int (*journal)(void *ctx, uint64_t *bytes, uint64_t *max_bytes);
 };
 
 struct admin_http;
@@ -34,7 +39,7 @@ struct admin_http;
  * why) or SPOT_ENOMEM (SPOT_EINVAL: listen does not parse, see below).
  * activity may be NULL (the page then shows no devices or rejects); a NULL
  * callback in view counts as "yes" (alive), the metrics' broker gauge
- * (mqtt_connected) or no sink (sinks). */
+ * (mqtt_connected), no sink (sinks) or a journal with room (journal). */
 int admin_http_new(struct admin_http **out, const char *listen,
                    struct metrics *metrics, struct activity *activity,
                    const struct admin_view *view);

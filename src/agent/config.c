@@ -16,6 +16,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "spot/err.h"
+#include "spot/json_depth.h"
 #include "spot/log.h"
 #include "admin_http.h"
 #include "config.h"
@@ -234,8 +235,13 @@ static int read_secret_file(struct loader *l, const char *var, const char *path,
         return fail(l, "%s: cannot open %s: %s", var, path, strerror(errno));
     char buf[4096];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
-    int too_long = !feof(f);
+    int read_err = ferror(f) ? errno : 0;
+    int too_long = !read_err && !feof(f);
     fclose(f);
+    if (read_err)
+        return fail(l, "%s: cannot read %s: %s", var, path, strerror(read_err));
+    if (memchr(buf, '\0', n) != NULL)
+        return fail(l, "%s: %s holds a NUL byte", var, path);
     if (too_long)
         return fail(l, "%s: %s is longer than %zu bytes", var, path,
                     sizeof buf - 1);
@@ -341,6 +347,11 @@ static int apply_file(struct loader *l, const char *path)
         goto out;
     }
     text[n] = '\0';
+    if (json_depth_exceeds(text, n, SPOT_MAX_CONFIG_DEPTH)) {
+        rc = fail(l, "config: %s nests arrays/objects deeper than %d levels",
+                  path, SPOT_MAX_CONFIG_DEPTH);
+        goto out;
+    }
     char perr[256];
     root = yajl_tree_parse(text, perr, sizeof perr);
     if (root == NULL) {
@@ -417,6 +428,75 @@ out:
     return rc;
 }
 
+/* The authority of a URL after its scheme (up to '/', '?' or the end):
+ * [user[:password]@]host[:port], host a name or [ipv6]. Returns 1 when it
+ * names a host and any port is 1..65535. */
+static int authority_ok(const char *a)
+{
+    size_t n = strcspn(a, "/?#");
+    size_t h = 0; /* start of the host: after the last '@' */
+    for (size_t i = 0; i < n; i++)
+        if (a[i] == '@')
+            h = i + 1;
+    size_t p = 0; /* start of the port, 0: none */
+    if (h < n && a[h] == '[') {
+        size_t close = h + 1;
+        while (close < n && a[close] != ']')
+            close++;
+        if (close == n || close == h + 1)
+            return 0;
+        if (close + 1 < n) {
+            if (a[close + 1] != ':')
+                return 0;
+            p = close + 2;
+        }
+    } else {
+        size_t colon = h;
+        while (colon < n && a[colon] != ':')
+            colon++;
+        if (colon == h)
+            return 0; /* no host */
+        for (size_t i = h; i < colon; i++)
+            if ((unsigned char)a[i] <= ' ' || a[i] == '[' || a[i] == ']')
+                return 0;
+        if (colon < n)
+            p = colon + 1;
+    }
+    if (p == 0)
+        return 1;
+    if (p >= n)
+        return 0;
+    long x = 0;
+    for (size_t i = p; i < n; i++) {
+        if (a[i] < '0' || a[i] > '9' || x > 65535)
+            return 0;
+        x = x * 10 + (a[i] - '0');
+    }
+    return x >= 1 && x <= 65535;
+}
+
+/* An MQTT 3.1.1 topic filter (§4.7): '#' only as the whole last level,
+ * '+' only as a whole level. Filters whose first level is "$spotagent"
+ * are refused: that is where the agent's own journal records live
+ * (dead_record.h), and a publisher must not be able to forge them. */
+static const char *filter_problem(const char *t)
+{
+    size_t n = strlen(t);
+    if (n > SPOT_MAX_TOPIC_LEN)
+        return "filter too long";
+    for (size_t i = 0; i < n; i++) {
+        int starts = i == 0 || t[i - 1] == '/';
+        int ends = i + 1 == n || t[i + 1] == '/';
+        if (t[i] == '+' && !(starts && ends))
+            return "'+' must be a whole level";
+        if (t[i] == '#' && !(starts && i + 1 == n))
+            return "'#' must be the whole last level";
+    }
+    if (strncmp(t, "$spotagent", 10) == 0 && (t[10] == '/' || t[10] == '\0'))
+        return "the $spotagent topics are the agent's own";
+    return NULL;
+}
+
 static int validate(struct loader *l)
 {
     struct agent_config *c = l->c;
@@ -429,10 +509,15 @@ static int validate(struct loader *l)
             tls = i == 1 || i == 3;
         }
     }
+    if (scheme_ok) {
+        const char *a = strstr(c->mqtt_url, "://") + 3;
+        scheme_ok = authority_ok(a);
+    }
     if (!scheme_ok)
         return fail(l,
                     "mqtt-url: \"%s\" must start with mqtt://, mqtts://, "
-                    "ws:// or wss:// and name a host",
+                    "ws:// or wss:// and name a host (and a port in "
+                    "1..65535 if any)",
                     c->mqtt_url);
     if ((c->mqtt_cert == NULL) != (c->mqtt_key == NULL))
         return fail(l, "mqtt-cert and mqtt-key go together");
@@ -452,10 +537,13 @@ static int validate(struct loader *l)
     if (c->mqtt_share_group && (*c->mqtt_share_group == '\0' ||
                                 strpbrk(c->mqtt_share_group, "/+#") != NULL))
         return fail(l, "mqtt-share-group must be non-empty without / + #");
+    if (c->n_mqtt_topics == 0)
+        return fail(l, "mqtt-topic: at least one filter is needed");
     for (int i = 0; i < c->n_mqtt_topics; i++) {
-        const char *t = c->mqtt_topics[i];
-        if (strlen(t) > SPOT_MAX_TOPIC_LEN)
-            return fail(l, "mqtt-topic: filter too long");
+        const char *why = filter_problem(c->mqtt_topics[i]);
+        if (why != NULL)
+            return fail(l, "mqtt-topic: \"%.200s\" is not a valid filter: %s",
+                        c->mqtt_topics[i], why);
     }
     if (c->pg_schema == NULL || *c->pg_schema == '\0' ||
         strspn(c->pg_schema, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
@@ -465,10 +553,18 @@ static int validate(struct loader *l)
                        "[a-z_][a-z0-9_]{0,62}");
     const char *urls[] = {c->orion_url, c->ngsi_ld_url};
     const char *unames[] = {"orion-url", "ngsi-ld-url"};
-    for (size_t i = 0; i < 2; i++)
-        if (urls[i] && *urls[i] && strncmp(urls[i], "http://", 7) != 0 &&
-            strncmp(urls[i], "https://", 8) != 0)
-            return fail(l, "%s must start with http:// or https://", unames[i]);
+    for (size_t i = 0; i < 2; i++) {
+        if (!urls[i] || !*urls[i])
+            continue;
+        size_t skip = strncmp(urls[i], "http://", 7) == 0    ? 7
+                      : strncmp(urls[i], "https://", 8) == 0 ? 8
+                                                             : 0;
+        if (skip == 0 || !authority_ok(urls[i] + skip))
+            return fail(l,
+                        "%s must start with http:// or https:// and name a "
+                        "host (and a port in 1..65535 if any)",
+                        unames[i]);
+    }
     if (strcmp(c->ngsi_mapping, "sdm") != 0 &&
         strcmp(c->ngsi_mapping, "compat") != 0)
         return fail(l, "ngsi-mapping must be sdm or compat");

@@ -612,8 +612,12 @@ static struct journal_pos pos_end(const struct journal *j)
 /* Whether pos is a record boundary this journal handed out (or could):
  * the start of a record carrying pos.seq, or the end of a segment. A
  * position at the end of a sealed segment is rewritten as the start of the
- * next one. Called with mu held, or inside open. */
-static int pos_check(struct journal *j, struct journal_pos *pos)
+ * next one. With `read_by_cursor` the position is one a cursor reached by
+ * reading, so the record that starts there is not read to prove it: that
+ * record may be the corrupt one the cursor is about to skip, and the
+ * position before it is still good. Called with mu held, or inside open. */
+static int pos_check_as(struct journal *j, struct journal_pos *pos,
+                        bool read_by_cursor)
 {
     struct seg *s = seg_find(j, pos->segment);
     if (!s || pos->offset < SEG_HDR || pos->offset > s->size)
@@ -631,6 +635,8 @@ static int pos_check(struct journal *j, struct journal_pos *pos)
         pos->offset = SEG_HDR;
         return SPOT_OK;
     }
+    if (read_by_cursor)
+        return SPOT_OK;
     char name[64];
     seg_name(name, sizeof name, s->num);
     int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
@@ -644,6 +650,11 @@ static int pos_check(struct journal *j, struct journal_pos *pos)
         r.seq != pos->seq || rec_len(&r) > s->size - pos->offset)
         return SPOT_EINVAL;
     return SPOT_OK;
+}
+
+static int pos_check(struct journal *j, struct journal_pos *pos)
+{
+    return pos_check_as(j, pos, false);
 }
 
 static uint64_t min_committed_seq(const struct journal *j)
@@ -1637,7 +1648,7 @@ static int cursor_set_checkpoint(struct journal_cursor *c,
     else if (memcmp(&pos, &cur, sizeof pos) == 0)
         rc = SPOT_EAGAIN; /* nothing to do */
     else
-        rc = pos_check(j, &pos);
+        rc = pos_check_as(j, &pos, memcmp(&pos, &c->pos, sizeof pos) == 0);
     pthread_mutex_unlock(&j->mu);
     if (rc == SPOT_EAGAIN)
         return SPOT_OK;

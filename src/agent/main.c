@@ -94,6 +94,14 @@ static int view_alive(void *ctx)
     return 1;
 }
 
+static int view_journal(void *ctx, uint64_t *bytes, uint64_t *max_bytes)
+{
+    struct agent *a = ctx;
+    *bytes = journal_bytes(a->journal);
+    *max_bytes = (uint64_t)a->cfg->journal_max_mb * 1024 * 1024;
+    return journal_is_full(a->journal);
+}
+
 /* mkdir -p with mode 0700. */
 static int make_dirs(const char *path)
 {
@@ -219,7 +227,8 @@ static int start(struct agent *a)
     }
     if (rc == SPOT_OK && strcmp(c->http_listen, "off") != 0) {
         /* copied by admin_http_new */
-        struct admin_view view = {a, view_mqtt, view_sinks, view_alive};
+        struct admin_view view = {a, view_mqtt, view_sinks, view_alive,
+                                  view_journal};
         rc = admin_http_new(&a->http, c->http_listen, a->metrics, a->activity,
                             &view);
     }

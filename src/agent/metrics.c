@@ -33,6 +33,8 @@ struct metrics {
     atomic_ullong errors[SINK_COUNT];
     atomic_ullong backlog[SINK_COUNT];
     atomic_int connected;
+    atomic_ullong journal_bytes, journal_max_bytes;
+    atomic_int journal_full;
     atomic_llong heartbeat_ms[SINK_COUNT]; /* monotonic; 0: never */
     struct histogram latency[SINK_COUNT];
 };
@@ -99,6 +101,15 @@ void metrics_sink_backlog(struct metrics *m, enum sink_id s, uint64_t n)
 void metrics_mqtt_connected(struct metrics *m, int connected)
 {
     atomic_store_explicit(&m->connected, connected != 0, memory_order_relaxed);
+}
+
+void metrics_journal(struct metrics *m, uint64_t bytes, uint64_t max_bytes,
+                     int full)
+{
+    atomic_store_explicit(&m->journal_bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&m->journal_max_bytes, max_bytes,
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->journal_full, full != 0, memory_order_relaxed);
 }
 
 void metrics_latency(struct metrics *m, enum sink_id s, int64_t received_us,
@@ -227,6 +238,21 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
          "broker.\n# TYPE spotagent_mqtt_connected gauge\n"
          "spotagent_mqtt_connected %d\n",
          atomic_load_explicit(&m->connected, memory_order_relaxed));
+
+    emit(&o,
+         "# HELP spotagent_journal_bytes Bytes held by the journal's "
+         "segments.\n# TYPE spotagent_journal_bytes gauge\n"
+         "spotagent_journal_bytes %llu\n"
+         "# HELP spotagent_journal_max_bytes Bound of the journal "
+         "(--journal-max-mb).\n# TYPE spotagent_journal_max_bytes gauge\n"
+         "spotagent_journal_max_bytes %llu\n"
+         "# HELP spotagent_journal_full 1 while the journal is full: no "
+         "message is taken, the broker queues them.\n"
+         "# TYPE spotagent_journal_full gauge\n"
+         "spotagent_journal_full %d\n",
+         (unsigned long long)get(&m->journal_bytes),
+         (unsigned long long)get(&m->journal_max_bytes),
+         atomic_load_explicit(&m->journal_full, memory_order_relaxed));
 
     emit(&o, "# HELP spotagent_end_to_end_latency_seconds From MQTT arrival "
              "to sink confirmation.\n"

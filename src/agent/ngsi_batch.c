@@ -18,6 +18,8 @@
 #include <yajl/yajl_tree.h>
 
 #include "spot/err.h"
+#include "spot/json_depth.h"
+#include "spot/limits.h"
 #include "ngsi_batch.h"
 
 struct ngsi_body {
@@ -236,7 +238,11 @@ static yajl_val parse_tree(const char *body, size_t len)
         return NULL;
     memcpy(s, body, len);
     s[len] = '\0';
-    yajl_val v = yajl_tree_parse(s, NULL, 0);
+    /* a broker's body nested deep enough would overflow the stack in
+     * yajl_tree_free(): treat it as unparseable */
+    yajl_val v = json_depth_exceeds(s, len, SPOT_MAX_RESPONSE_DEPTH)
+                     ? NULL
+                     : yajl_tree_parse(s, NULL, 0);
     free(s);
     return v;
 }

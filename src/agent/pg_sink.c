@@ -572,6 +572,21 @@ static int sink_step(struct pg_sink *s, int timeout_ms)
     return SPOT_EPEER;
 }
 
+/* While idle, notices a server that went away (a shutdown sends a FATAL
+ * message and closes the socket; keepalives catch a dead peer): reads
+ * what is there without blocking, so that /ready says "pg" is down before
+ * the next message would find out. */
+static void idle_check(struct pg_sink *s)
+{
+    if (!s->conn)
+        return;
+    if (PQconsumeInput(s->conn) != 0 && PQstatus(s->conn) == CONNECTION_OK)
+        return;
+    char *m = PQerrorMessage(s->conn);
+    snprintf(s->err, sizeof s->err, "%.*s", (int)strcspn(m, "\n"), m);
+    sink_fail(s, "connection lost while idle");
+}
+
 /* --- thread --------------------------------------------------------------- */
 
 static void *sink_main(void *arg)
@@ -615,6 +630,7 @@ static void *sink_main(void *arg)
                                  journal_cursor_backlog(s->cursor));
             if (stopping)
                 goto done;
+            idle_check(s);
             break;
         case SPOT_ESHUTDOWN:
             if (stopping)

@@ -21,6 +21,7 @@
 
 #include "spot/err.h"
 #include "spot/topic.h"
+#include "spot/utf8.h"
 #include "validate.h"
 
 /* Keys remembered per message for duplicate detection, across all nesting
@@ -545,6 +546,10 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
         return 0;
     if (memchr(s, '\0', len) != NULL)
         return stop(v, REJECT_JSON, "string contains U+0000");
+    if (!utf8_is_valid(s, len))
+        return stop(v, REJECT_JSON,
+                    "string is not valid UTF-8 (overlong form, surrogate "
+                    "or code point above U+10FFFF)");
 
     if (v->sv == NULL && v->depth == 1 && v->extra_depth == 0 &&
         v->field == FIELD_EXTRA && v->rec.time_instant_text == NULL &&
@@ -686,11 +691,18 @@ static int on_end_array(void *ctx)
     return close_container(ctx, 0);
 }
 
+/* At most 40 bytes of a key for a detail, cut at a character boundary
+ * (the detail is stored as text and must stay valid UTF-8). */
+static int key_quote_len(const unsigned char *key, size_t len)
+{
+    return (int)utf8_cut(key, len, 40);
+}
+
 static int duplicate_key(struct validator *v, const unsigned char *key,
                          size_t len)
 {
     char name[64];
-    snprintf(name, sizeof name, "%.*s", (int)(len < 40 ? len : 40), key);
+    snprintf(name, sizeof name, "%.*s", key_quote_len(key, len), key);
     snprintf(v->detail, sizeof v->detail, "duplicate key \"%s\"", name);
     v->stop_reason = REJECT_JSON;
     return 0;
@@ -701,6 +713,10 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
     struct validator *v = ctx;
     if (memchr(key, '\0', len) != NULL)
         return stop(v, REJECT_JSON, "object key contains U+0000");
+    if (!utf8_is_valid(key, len))
+        return stop(v, REJECT_JSON,
+                    "object key is not valid UTF-8 (overlong form, "
+                    "surrogate or code point above U+10FFFF)");
     int idx = -1;
     if (v->extra_depth == 0 && v->sv != NULL)
         idx = schema_field_index(v->sv, (const char *)key, len);
@@ -708,8 +724,7 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
         /* a schema field: its seen bit detects duplicates and aliases */
         if (v->seen & (1ull << idx)) {
             char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)(len < 40 ? len : 40),
-                     key);
+            snprintf(name, sizeof name, "%.*s", key_quote_len(key, len), key);
             snprintf(v->detail, sizeof v->detail,
                      "duplicate key \"%s\": field \"%s\" given twice", name,
                      v->sv->fields[idx].name);

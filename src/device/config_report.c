@@ -14,6 +14,8 @@ void config_report_init(struct config_report *r)
 }
 
 static void add(struct config_report *r, const char *kind, const char *fmt,
+                va_list ap) __attribute__((format(printf, 3, 0)));
+static void add(struct config_report *r, const char *kind, const char *fmt,
                 va_list ap)
 {
     char line[512];

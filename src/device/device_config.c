@@ -18,6 +18,7 @@
 #include "spot/device_limits.h"
 #include "spot/device_topic.h"
 #include "spot/err.h"
+#include "spot/json_depth.h"
 #include "spot/sensor.h"
 #include "spot/sim.h"
 #include "spot/topic.h"
@@ -415,6 +416,14 @@ int device_config_parse(struct device_config *c, const char *text, size_t len,
         return SPOT_ENOMEM;
     memcpy(copy, text, len);
     copy[len] = '\0';
+    if (json_depth_exceeds(copy, len, SPOT_DEVICE_MAX_CONFIG_DEPTH)) {
+        free(copy);
+        config_report_error(r,
+                            "not valid: arrays/objects nested deeper than %d "
+                            "levels",
+                            SPOT_DEVICE_MAX_CONFIG_DEPTH);
+        return SPOT_ECONFIG;
+    }
     char perr[256];
     yajl_val root = yajl_tree_parse(copy, perr, sizeof perr);
     free(copy);

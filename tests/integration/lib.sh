@@ -593,3 +593,52 @@ wait_total() {
     fi
     assert_eq "$n" "$(pg_total_rows)" "rows in the vertical tables"
 }
+
+# --- the agent's HTTP endpoint (--http-listen) ---------------------------------
+
+# agent_http_port: picks a free port for the agent's endpoint; sets
+# AGENT_HTTP_PORT and AGENT_HTTP (base URL). Pass
+# --http-listen "127.0.0.1:$AGENT_HTTP_PORT" to start_agent.
+agent_http_port() {
+    AGENT_HTTP_PORT=$(free_port)
+    AGENT_HTTP=http://127.0.0.1:$AGENT_HTTP_PORT
+}
+
+# ep_get PATH: GET on the agent's endpoint; sets EP_CODE (000 when it did
+# not answer) and EP_BODY.
+ep_get() {
+    local out=$TEST_TMP/ep.body
+    EP_CODE=$(curl -s -o "$out" -w '%{http_code}' --max-time 10 \
+        "$AGENT_HTTP$1") || EP_CODE=000
+    EP_BODY=$(cat "$out" 2>/dev/null || true)
+}
+
+# ep_status_is CODE PATH: for wait_until.
+ep_status_is() {
+    ep_get "$2"
+    [ "$EP_CODE" = "$1" ]
+}
+
+# ep_ready_down NAME: /ready is 503 and its "down" list names NAME.
+ep_ready_down() {
+    ep_get /ready
+    [ "$EP_CODE" = 503 ] && [[ $EP_BODY == *'"down":['*"\"$1\""* ]]
+}
+
+# ep_metric SERIES: the value of one series of /metrics (e.g.
+# 'spotagent_journal_full'), or "absent".
+ep_metric() {
+    curl -s --max-time 10 "$AGENT_HTTP/metrics" |
+        awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? "absent" : v) }'
+}
+
+# ep_metric_is VALUE SERIES / ep_metric_ge N SERIES: for wait_until.
+ep_metric_is() {
+    [ "$(ep_metric "$2")" = "$1" ]
+}
+
+ep_metric_ge() {
+    local v
+    v=$(ep_metric "$2")
+    [ "$v" != absent ] && awk -v v="$v" -v n="$1" 'BEGIN { exit !(v >= n) }'
+}

@@ -576,3 +576,26 @@ Test(device_config, file_errors_of_form)
     cr_assert(strstr(rep.text, "/nonexistent.json: No such file"));
     device_config_clear(&c);
 }
+
+/* yajl_tree_free() recurses once per level: half a million '[' crashed
+ * `spotdevice --check-config` (SIGSEGV). Refused before parsing now. */
+Test(device_config, deeply_nested_file_is_refused)
+{
+    size_t depth = 300000;
+    char *text = malloc(2 * depth + 32);
+    cr_assert_not_null(text);
+    size_t n = (size_t)snprintf(text, 32, "{\"mqtt_client\":");
+    memset(text + n, '[', depth);
+    n += depth;
+    memset(text + n, ']', depth);
+    n += depth;
+    text[n++] = '}';
+    struct device_config c;
+    cr_assert_eq(device_config_init(&c), SPOT_OK);
+    config_report_init(&rep);
+    cr_assert_eq(device_config_parse(&c, text, n, schemas, &rep), SPOT_ECONFIG);
+    cr_assert(strstr(rep.text, "nested deeper than 64") != NULL, "%s",
+              rep.text);
+    device_config_clear(&c);
+    free(text);
+}

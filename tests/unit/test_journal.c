@@ -641,6 +641,42 @@ Test(journal, corrupt_record_in_sealed_segment_is_skipped)
     tmpdir_rm(dir);
 }
 
+/* The position just before a corrupt record is a good one: committing it
+ * was refused ("refusing position") because the check read the record
+ * that starts there (found by fuzzing). */
+Test(journal, commit_before_a_corrupt_record_is_accepted)
+{
+    char *dir = tmpdir_new();
+    uint64_t nums[4096];
+    struct journal *j = jopen(dir, 100, 1 << 20, 2048);
+    append_range(j, 0, 60);
+    journal_close(j);
+    size_t n = segs_in(dir, nums, 4096);
+    cr_assert_geq(n, 3);
+    char p[512];
+    seg_path(p, sizeof p, dir, nums[0]);
+    flip_byte(p, offset_of(1) + 29); /* record 1's payload length */
+
+    j = jopen(dir, 100, 1 << 20, 2048);
+    struct journal_cursor *c = copen(j, "pg");
+    struct journal_entry e;
+    expect_next(c, 0, &e);
+    cr_assert_eq(journal_cursor_commit(c, e.next), SPOT_OK);
+    cr_assert_eq(journal_cursor_checkpoint(c).seq, 1);
+    /* a position nobody read up to is still checked */
+    struct journal_pos bogus = e.next;
+    bogus.offset += 1;
+    bogus.seq += 1;
+    cr_assert_neq(journal_cursor_commit(c, bogus), SPOT_OK);
+    /* reading goes on past the corrupt record, in segment 2 */
+    cr_assert_eq(journal_cursor_next(c, 0, &e), SPOT_OK);
+    cr_assert_eq(e.next.segment, nums[1]);
+    cr_assert_eq(journal_cursor_commit(c, e.next), SPOT_OK);
+    journal_cursor_close(c);
+    journal_close(j);
+    tmpdir_rm(dir);
+}
+
 /* A power cut lost the journal's last records after the sink confirmed
  * them: the seq must not be reused. */
 Test(journal, checkpoint_ahead_of_journal_moves_seq_forward)

@@ -9,6 +9,7 @@
 
 #include "spot/err.h"
 #include "spot/schema.h"
+#include "spot/utf8.h"
 #include "validate.h"
 
 #define TOPIC_AQO "/JRI9jTbEKJQS29y3bc8BC6aqo/SmartSpot_AQ_1_AQO/attrs"
@@ -376,6 +377,46 @@ Test(validate, invalid_utf8_and_nul)
     const struct record *r =
         run("{" BASE_AQO ",\"x\":\"caf\xc3\xa9 \xe2\x82\xac\"}");
     cr_assert_eq(r->reason, REJECT_NONE, "%s", r->detail);
+}
+
+/* yajl checks only the shape of a multi-byte sequence; PostgreSQL (text,
+ * jsonb) refuses the rest, so the validator must (found by fuzzing: an
+ * overlong form in a key of a generic message). */
+Test(validate, strict_utf8)
+{
+    static const char *const bad[] = {
+        "\"x\":\"\xc0\x80\"",         /* overlong U+0000 */
+        "\"x\":\"\xe0\x80\xaf\"",     /* overlong '/' */
+        "\"x\":\"\xed\xa0\x80\"",     /* UTF-16 surrogate, raw */
+        "\"x\":\"\\udc00\"",          /* lone low surrogate escape */
+        "\"x\":\"\xf4\x90\x80\x80\"", /* above U+10FFFF */
+        "\"\xc0\x94t\":1",            /* overlong form in a key */
+        "\"x\":{\"\xed\xbf\xbf\":1}", /* surrogate in a nested key */
+    };
+    char buf[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(buf, sizeof buf, "{" BASE_AQO ",%s}", bad[i]);
+        expect_reason(run(buf), REJECT_JSON, "UTF-8");
+    }
+    /* the largest code point, and a correct surrogate pair, pass */
+    const struct record *r = run("{" BASE_AQO ",\"x\":\"\xf4\x8f\xbf\xbf"
+                                 "\\ud83d\\ude00\"}");
+    cr_assert_eq(r->reason, REJECT_NONE, "%s", r->detail);
+}
+
+/* The detail quotes at most 40 bytes of a duplicate key: never half a
+ * character (it is stored as text). */
+Test(validate, duplicate_key_detail_is_valid_utf8)
+{
+    char key[64];
+    memset(key, 'k', 39);
+    memcpy(key + 39, "\xc3\xa9z", 4); /* the 40th byte starts an e-acute */
+    char buf[256];
+    snprintf(buf, sizeof buf, "{" BASE_AQO ",\"%s\":1,\"%s\":2}", key, key);
+    const struct record *r = run(buf);
+    expect_reason(r, REJECT_JSON, "duplicate key");
+    cr_assert(utf8_is_valid(r->detail, strlen(r->detail)), "%s", r->detail);
+    cr_assert(strstr(r->detail, "kkk\"") != NULL, "%s", r->detail);
 }
 
 Test(validate, syntax_errors)
