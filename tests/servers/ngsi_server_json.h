@@ -106,7 +106,7 @@ struct json_item {
 struct json_builder {
     struct json_blk *first, *cur;
     yajl_val root;
-    yajl_val open[NS_MAX_JSON_DEPTH + 1]; /* containers being filled */
+    yajl_val open[NS_MAX_JSON_DEPTH + 1];  /* containers being filled */
     size_t open_at[NS_MAX_JSON_DEPTH + 1]; /* their first item */
     int depth;
     struct json_item *items; /* children of the open containers */
@@ -241,8 +241,8 @@ static int jb_number(void *ctx, const char *s, size_t n)
     yajl_val v = json_node(b, yajl_t_number);
     char *end = NULL;
 
-    if (v == NULL || (v->u.number.r = json_strdup(
-                          b, (const unsigned char *)s, n)) == NULL) {
+    if (v == NULL ||
+        (v->u.number.r = json_strdup(b, (const unsigned char *)s, n)) == NULL) {
         return 0;
     }
     /* the flags of yajl_tree's handle_number */
@@ -331,9 +331,8 @@ static int jb_close(void *ctx)
 }
 
 static const yajl_callbacks jb_callbacks = {
-    jb_null,  jb_bool,     NULL,           NULL,     jb_number,
-    jb_string, jb_start_map, jb_key, jb_close, jb_start_array,
-    jb_close,
+    jb_null,      jb_bool, NULL,     NULL,           jb_number, jb_string,
+    jb_start_map, jb_key,  jb_close, jb_start_array, jb_close,
 };
 
 static void json_blocks_free(struct json_blk *k)
@@ -349,9 +348,9 @@ static void json_blocks_free(struct json_blk *k)
 static void json_free(yajl_val v)
 {
     if (v != NULL) {
-        json_blocks_free((struct json_blk *)(void *)((char *)v -
-                                                     offsetof(struct json_blk,
-                                                              data)));
+        json_blocks_free(
+            (struct json_blk *)(void *)((char *)v -
+                                        offsetof(struct json_blk, data)));
     }
 }
 
