@@ -9,10 +9,10 @@
 #   4. spotagent's resident memory over a long run, and while PostgreSQL
 #      is down (the backlog must go to disk, not RAM);
 #   5. publisher -> Mosquitto -> spotagent -> NGSI test server (entities/s,
-#      entities per request). BENCH_AGENT_CMD may name another agent that
-#      reads /+/+/attrs and writes to the test server (e.g. the FIWARE IoT
-#      Agent for JSON), started with MQTT_URL and ORION_URL in its
-#      environment, to compare the two on the same stream.
+#      requests/s, entities per request, CPU per entity of each process):
+#      scripts/bench-ngsi.sh, also runnable alone. BENCH_AGENT_CMD runs
+#      another agent that reads /+/+/attrs and writes to the test server
+#      (e.g. the FIWARE IoT Agent for JSON) on the same stream instead.
 # The load generator is spotsim (rate "max", one shared connection).
 # Sizes: BENCH_N (messages per throughput run, default 200000),
 # BENCH_LONG (messages of the memory run, default 1000000).
@@ -123,40 +123,6 @@ echo "rows landed after PostgreSQL came back: $(pg_count air_quality "apikey = '
 stop_agent 60 >/dev/null || true
 
 section "5. publisher -> Mosquitto -> spotagent -> NGSI test server, QoS 1 ($N messages, all verticals)"
-NGSI_PORT=$(free_port)
-bg ngsi "$NGSI_SERVER" --port "$NGSI_PORT" --port-file "$TEST_TMP/ngsi.port" \
-    --max-entities 10000000
-wait_for 10 "the NGSI test server" test -s "$TEST_TMP/ngsi.port"
-ORION_URL=http://127.0.0.1:$NGSI_PORT
-writes() {
-    curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" |
-        awk -v s="$1" '$1 == "spotagent_sink_writes_total{sink=\"" s "\"}" { print $2 }'
-}
-orion_backlog_empty() {
-    curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" |
-        grep -qx 'spotagent_sink_backlog_messages{sink="orion"} 0' &&
-        [ "$(writes orion)" -gt 0 ]
-}
-if [ -n "${BENCH_AGENT_CMD:-}" ]; then
-    echo "agent under test: $BENCH_AGENT_CMD"
-    MQTT_URL=$MQTT_URL ORION_URL=$ORION_URL bg other bash -c "$BENCH_AGENT_CMD"
-    t0=$(date +%s.%N)
-    echo "publisher: $(load 1 "$N" ngsibench all)"
-    echo "stats: $(curl -fsS "$ORION_URL/__stats")"
-else
-    HTTP_PORT=$(free_port)
-    AGENT_ID="$AGENT_ID-ngsi"
-    AGENT_DATA=$TEST_TMP/agent-ngsi
-    AGENT_NO_PG=1 start_agent --mqtt-qos 1 --log-level warn \
-        --orion-url "$ORION_URL" --http-listen "127.0.0.1:$HTTP_PORT"
-    t0=$(date +%s.%N)
-    echo "publisher: $(load 1 "$N" ngsibench all)"
-    wait_until 600 orion_backlog_empty || true
-    t1=$(date +%s.%N)
-    n=$(writes orion)
-    reqs=$(curl -fsS "$ORION_URL/__stats" | grep -o '"updates":[0-9]*' | cut -d: -f2)
-    awk -v n="$n" -v a="$t0" -v b="$t1" -v r="$reqs" 'BEGIN {
-        printf "spotagent -> NGSI test server: %d entities in %.2f s = %.0f entities/s, %d requests, %.1f entities per request\n",
-            n, b - a, n / (b - a), r, (r > 0 ? n / r : 0) }'
-    stop_agent 60 >/dev/null || true
-fi
+# A separate script (runnable alone); BENCH_AGENT_CMD and its companions
+# are described there.
+BENCH_N=$N bash "$REPO/scripts/bench-ngsi.sh"

@@ -1,13 +1,12 @@
 /*
  * Request bodies and response bodies of the NGSI sink.
  *
- * A struct ngsi_body builds one batch request with yajl_gen: NGSI-v2
+ * A struct ngsi_body builds one batch request: NGSI-v2
  * {"actionType":"append","entities":[...]} or the NGSI-LD upsert array.
- * The entities come already encoded (ngsi_encode.h: a standalone JSON
- * object each); they are embedded by a yajl callback parser whose events
- * drive the request's generator (a "copy" pass), so the body is produced
- * by yajl_gen only and is valid JSON whatever the pieces hold. Numbers are
- * copied as their text, byte for byte.
+ * The envelope comes from yajl_gen; the entities come already encoded
+ * (ngsi_encode.h: yajl_gen output, a standalone JSON object each, checked
+ * with ngsi_entity_check when it was made) and are spliced in byte for
+ * byte, comma-separated: no second parse per request.
  *
  * The parsers turn a broker's error answer into a one-line detail and an
  * NGSI-LD 207 answer into per-entity errors.
@@ -30,12 +29,13 @@ void ngsi_body_free(struct ngsi_body *b);
 
 /* Starts a new body (the previous one is dropped). */
 void ngsi_body_begin(struct ngsi_body *b);
-/* Appends one encoded entity (a JSON object, len bytes). SPOT_OK,
- * SPOT_EINVAL (not exactly one JSON object: the body is unusable until
- * the next ngsi_body_begin) or SPOT_ENOMEM. */
+/* Appends one encoded entity (len bytes, copied), which must have passed
+ * ngsi_entity_check. SPOT_OK, SPOT_EINVAL (not "{...}": the body is
+ * unusable until the next ngsi_body_begin) or SPOT_ENOMEM. */
 int ngsi_body_add(struct ngsi_body *b, const char *json, size_t len);
 /* Closes the body; *buf (borrowed until the next ngsi_body_begin) and
- * *len. SPOT_OK or SPOT_ENOMEM. */
+ * *len. SPOT_OK, SPOT_EINVAL (a failed add, or already finished) or
+ * SPOT_ENOMEM. */
 int ngsi_body_finish(struct ngsi_body *b, const unsigned char **buf,
                      size_t *len);
 /* Bytes of envelope around the entities, and per entity (the comma). */

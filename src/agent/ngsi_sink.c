@@ -50,10 +50,10 @@
 #include "spot/log.h"
 
 /* Caps and timings of this sink. */
-#define NGSI_BATCH_ENTITIES     100          /* entities per request */
-#define NGSI_BATCH_BYTES        (512 * 1024) /* well under Orion's 1 MB */
+#define NGSI_BATCH_ENTITIES     250          /* entities per request */
+#define NGSI_BATCH_BYTES        (768 * 1024) /* well under Orion's 1 MB */
 #define NGSI_MAX_REQUESTS       HTTP_MAX_HOST_CONNECTIONS
-#define NGSI_WINDOW_RECORDS     1024 /* records read, not committed */
+#define NGSI_WINDOW_RECORDS     2048 /* records read, not committed */
 #define NGSI_WINDOW_BYTES       (8 * 1024 * 1024)
 #define NGSI_READ_PER_TURN      256
 #define NGSI_CONNECT_TIMEOUT_MS 5000
@@ -68,7 +68,7 @@
 #define NGSI_COMMIT_MS          100  /* checkpoint commits at most this often */
 #define NGSI_BACKLOG_MS         1000 /* backlog gauge refresh */
 #define NGSI_DETAIL_LEN         512
-#define KEYSET_CAP              2048 /* > 2 * requests * entities, 2^n */
+#define KEYSET_CAP              4096 /* > 2 * requests * entities, 2^n */
 
 #define LD_CORE_CONTEXT                                                        \
     "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"

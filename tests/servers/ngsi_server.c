@@ -270,26 +270,42 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 }
 
 /* A NUL-terminated copy of s with invalid UTF-8 and NUL bytes replaced
- * by '?' (so that yajl_gen emits valid JSON). */
+ * by '?' (so that yajl_gen emits valid JSON). Bodies are nearly always
+ * plain ASCII: copied whole, then checked eight bytes at a time. */
 static char *utf8_copy(const char *s, size_t n)
 {
     char *out = malloc(n + 1);
     const unsigned char *u = (const unsigned char *)s;
+    const uint64_t ones = 0x0101010101010101ull, highs = ones * 0x80;
     size_t i = 0;
 
     if (out == NULL) {
         return NULL;
     }
+    memcpy(out, s, n);
+    out[n] = '\0';
     while (i < n) {
-        size_t k = utf8_seq(u + i, n - i);
+        size_t k;
+        uint64_t w;
+        if (i + 8 <= n) {
+            memcpy(&w, u + i, 8);
+            /* no byte >= 0x80 and no zero byte */
+            if (((w | ((w - ones) & ~w)) & highs) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        if (u[i] >= 0x01 && u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        k = utf8_seq(u + i, n - i);
         if (k == 0) {
             out[i++] = '?';
         } else {
-            memcpy(out + i, s + i, k);
             i += k;
         }
     }
-    out[n] = '\0';
     return out;
 }
 
@@ -1004,7 +1020,7 @@ static enum MHD_Result v2_op_update(struct req *r)
     }
     root = json_parse(r->body, r->len);
     if (root == NULL || json_has_bad_number(root)) {
-        yajl_tree_free(root);
+        json_free(root);
         return reply_orion(r, 400, "ParseError",
                            "Errors found in incoming JSON buffer");
     }
@@ -1013,7 +1029,7 @@ static enum MHD_Result v2_op_update(struct req *r)
         r->entities = ents->u.array.len;
     }
     rc = v2_parse_update(root, (opts & 1u) != 0, &u, &e);
-    yajl_tree_free(root);
+    json_free(root);
     if (rc != 0) {
         return reply_err(r, &e);
     }
@@ -1482,12 +1498,12 @@ static enum MHD_Result ld_upsert(struct req *r)
     }
     root = json_parse(r->body, r->len);
     if (root == NULL || json_has_bad_number(root)) {
-        yajl_tree_free(root);
+        json_free(root);
         return reply_ld(r, 400, "InvalidRequest", "JSON Parse Error",
                         "the payload is not valid JSON");
     }
     if (!YAJL_IS_ARRAY(root) || root->u.array.len == 0) {
-        yajl_tree_free(root);
+        json_free(root);
         return reply_ld(r, 400, "BadRequestData", "Invalid payload",
                         "payload body must be a non-empty JSON Array");
     }
@@ -1496,7 +1512,7 @@ static enum MHD_Result ld_upsert(struct req *r)
     if (!ldjson) {
         for (size_t i = 0; i < n; i++) {
             if (obj_get(root->u.array.values[i], "@context") != NULL) {
-                yajl_tree_free(root);
+                json_free(root);
                 return reply_ld(r, 400, "BadRequestData",
                                 "@context in Link header and payload",
                                 "Content-Type is application/json and the "
@@ -1637,7 +1653,7 @@ out:
     free(valid);
     free(created);
     free(updated);
-    yajl_tree_free(root);
+    json_free(root);
     return ret;
 }
 
@@ -1827,7 +1843,7 @@ static enum MHD_Result ctl_faults(struct req *r)
     }
     root = json_parse(r->body != NULL ? r->body : "", r->len);
     if (!YAJL_IS_OBJECT(root)) {
-        yajl_tree_free(root);
+        json_free(root);
         return reply_orion(r, 400, "ParseError", "a JSON object is expected");
     }
     pthread_mutex_lock(&g.lock);
@@ -1862,11 +1878,11 @@ static enum MHD_Result ctl_faults(struct req *r)
         if (bad) {
             char d[160];
             snprintf(d, sizeof d, "bad fault field /%.60s/", k);
-            yajl_tree_free(root);
+            json_free(root);
             return reply_orion(r, 400, "BadRequest", d);
         }
     }
-    yajl_tree_free(root);
+    json_free(root);
     pthread_mutex_lock(&g.lock);
     g.f = f;
     pthread_cond_broadcast(&g.cv); /* a shorter delay takes effect */

@@ -371,6 +371,13 @@ check:
     return 0;
 }
 
+/* Two decimal digits of v (0..99) at p. */
+static void put2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
 /* Orion renders DateTime values as YYYY-MM-DDThh:mm:ss.sssZ (UTC). */
 static void iso8601_format(int64_t ms, char *buf, size_t len)
 {
@@ -381,9 +388,31 @@ static void iso8601_format(int64_t ms, char *buf, size_t len)
     unsigned m, d;
 
     civil_from_days(days, &y, &m, &d);
-    snprintf(buf, len, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d,
-             (int)(rem / 3600), (int)(rem % 3600 / 60), (int)(rem % 60),
-             (int)(ms - secs * 1000));
+    if (y < 0 || y > 9999 || len < 25) {
+        snprintf(buf, len, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d,
+                 (int)(rem / 3600), (int)(rem % 3600 / 60), (int)(rem % 60),
+                 (int)(ms - secs * 1000));
+        return;
+    }
+    /* The common case by hand: snprintf was a tenth of the server's time
+     * on a stream of DateTime attributes. */
+    put2(buf, y / 100);
+    put2(buf + 2, y % 100);
+    buf[4] = '-';
+    put2(buf + 5, (int)m);
+    buf[7] = '-';
+    put2(buf + 8, (int)d);
+    buf[10] = 'T';
+    put2(buf + 11, (int)(rem / 3600));
+    buf[13] = ':';
+    put2(buf + 14, (int)(rem % 3600 / 60));
+    buf[16] = ':';
+    put2(buf + 17, (int)(rem % 60));
+    buf[19] = '.';
+    buf[20] = (char)('0' + (ms - secs * 1000) / 100);
+    put2(buf + 21, (int)((ms - secs * 1000) % 100));
+    buf[23] = 'Z';
+    buf[24] = '\0';
 }
 
 /* --- GeoJSON (orion-api.md "GeoJSON"; MongoDB 2dsphere rules) ------------- */
