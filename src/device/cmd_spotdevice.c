@@ -30,9 +30,7 @@
 
 #define MOD "spotdevice"
 
-#ifndef SPOT_VERSION
-#define SPOT_VERSION "dev"
-#endif
+#include "version.h" /* generated: SPOT_VERSION, SPOT_GIT_REV */
 
 struct opts {
     const char *config;

@@ -24,9 +24,7 @@
 #include "spot/schema.h"
 #include "spot/time_arg.h"
 
-#ifndef SPOT_VERSION
-#define SPOT_VERSION "dev"
-#endif
+#include "version.h" /* generated: SPOT_VERSION, SPOT_GIT_REV */
 
 static volatile sig_atomic_t stop_flag;
 

@@ -22,6 +22,7 @@
 #include "spot/sensor.h"
 #include "spot/sim.h"
 #include "spot/topic.h"
+#include "version.h" /* generated: SPOT_VERSION */
 
 /* --- the device settings table ----------------------------------------------
  */
