@@ -1,5 +1,5 @@
-/* The agent's configuration (config.c), hostile side: values refused with a clear,
- * one-line message (what --check-config prints and exits 2 on), secrets
+/* The agent's configuration (config.c), hostile side: values refused with a
+ * clear, one-line message (what --check-config prints and exits 2 on), secrets
  * from *_FILE variables, and hostile configuration files. */
 #include <criterion/criterion.h>
 #include <stdarg.h>
