@@ -258,15 +258,17 @@ static int view_alive(const struct admin_http *h)
     return h->view.alive ? h->view.alive(h->view.ctx) != 0 : 1;
 }
 
-/* Reads the journal's state into the metrics; returns 1 while full. */
+/* Reads the journal's state into the metrics; returns 1 while it takes
+ * no message (full or failing). */
 static int view_journal_full(const struct admin_http *h)
 {
     if (h->view.journal == NULL)
         return 0;
     uint64_t bytes = 0, max = 0;
-    int full = h->view.journal(h->view.ctx, &bytes, &max) != 0;
-    metrics_journal(h->metrics, bytes, max, full);
-    return full;
+    int failing = 0;
+    int full = h->view.journal(h->view.ctx, &bytes, &max, &failing) != 0;
+    metrics_journal(h->metrics, bytes, max, full, failing);
+    return full || failing;
 }
 
 static int view_mqtt(const struct admin_http *h)
@@ -492,7 +494,8 @@ static enum MHD_Result get_status(struct admin_http *h,
     gen_down(g, mqtt, full, &s);
     if (h->view.journal != NULL) {
         uint64_t bytes = 0, max = 0;
-        h->view.journal(h->view.ctx, &bytes, &max);
+        int failing = 0;
+        int at_bound = h->view.journal(h->view.ctx, &bytes, &max, &failing);
         gen_str(g, "journal");
         yajl_gen_map_open(g);
         gen_str(g, "bytes");
@@ -500,7 +503,9 @@ static enum MHD_Result get_status(struct admin_http *h,
         gen_str(g, "max_bytes");
         yajl_gen_integer(g, (long long)max);
         gen_str(g, "full");
-        yajl_gen_bool(g, full);
+        yajl_gen_bool(g, at_bound);
+        gen_str(g, "failing");
+        yajl_gen_bool(g, failing);
         yajl_gen_map_close(g);
     }
 

@@ -27,9 +27,11 @@ struct admin_view {
     size_t (*sinks)(void *ctx, enum sink_id *ids, int *ready, size_t max);
     /* 1 while the threads make progress (main loop and sinks alive). */
     int (*alive)(void *ctx);
-    /* The journal: its bytes and bound; returns 1 while it is full (the
-     * agent takes no message: not ready). */
-    int (*journal)(void *ctx, uint64_t *bytes, uint64_t *max_bytes);
+    /* The journal: its bytes, bound, and whether the file system refuses
+     * appends; returns 1 while it is full. Full or failing, the agent
+     * takes no message: not ready. */
+    int (*journal)(void *ctx, uint64_t *bytes, uint64_t *max_bytes,
+                   int *failing);
 };
 
 struct admin_http;

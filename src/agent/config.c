@@ -413,14 +413,15 @@ static int apply_file(struct loader *l, const char *path)
         }
         rc = set_value(l, (size_t)i, val, LAYER_FILE);
     }
-    if (rc == SPOT_OK)
+    if (rc == SPOT_OK) {
         rc = groups_new(&l->c->groups, groups, l->err, l->errlen);
-    if (rc == SPOT_OK)
-        rc = devices_new(&l->c->devices, devices, l->err, l->errlen);
-    if (rc == SPOT_ECONFIG) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s", l->err);
-        rc = fail(l, "config: %s", msg);
+        if (rc == SPOT_OK)
+            rc = devices_new(&l->c->devices, devices, l->err, l->errlen);
+        if (rc == SPOT_ECONFIG) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", l->err);
+            rc = fail(l, "config: %s", msg);
+        }
     }
 out:
     yajl_tree_free(root);

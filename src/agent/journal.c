@@ -118,6 +118,8 @@ struct journal {
     uint64_t w_seg;
     uint64_t w_size;
     bool w_broken;
+    int w_errno;        /* errno of the last failed append */
+    atomic_int failing; /* 1 from a failed append to the next good one */
 
     pthread_t flusher;
     bool flusher_started;
@@ -1281,6 +1283,8 @@ static int append_locked(struct journal *j, const char *topic, size_t topic_len,
     };
     if (writev_all(j->w_fd, iov, 3) != 0) {
         int err = errno;
+        j->w_errno = err;
+        atomic_store(&j->failing, 1);
         /* remove a partial record so the next one starts at a boundary */
         if (ftruncate(j->w_fd, (off_t)j->w_size) != 0) {
             j->w_broken = true;
@@ -1302,6 +1306,8 @@ static int append_locked(struct journal *j, const char *topic, size_t topic_len,
         rc = SPOT_EIO;
     }
     j->w_size += len;
+    if (atomic_load_explicit(&j->failing, memory_order_relaxed))
+        atomic_store(&j->failing, 0);
     pthread_mutex_lock(&j->mu);
     j->segs[j->nsegs - 1].size = j->w_size;
     atomic_store(&j->bytes, atomic_load(&j->bytes) + len);
@@ -1311,6 +1317,51 @@ static int append_locked(struct journal *j, const char *topic, size_t topic_len,
     pthread_cond_broadcast(&j->data_cv);
     pthread_mutex_unlock(&j->mu);
     return rc;
+}
+
+/* After an append failed for lack of space: when every cursor has
+ * committed everything, the active segment holds only what is no longer
+ * needed but cannot be deleted while it is active (the bound-based roll of
+ * append_wait never comes when the disk is smaller than the bound). Roll
+ * and collect it. Returns 1 when space was freed (try again). Holder of
+ * append_mu only. */
+static int reclaim_drained(struct journal *j)
+{
+    if (j->w_errno != ENOSPC && j->w_errno != EDQUOT)
+        return 0;
+    pthread_mutex_lock(&j->mu);
+    bool drained = j->nregs > 0 &&
+                   min_committed_seq(j) >= atomic_load(&j->next_seq) &&
+                   j->segs[j->nsegs - 1].size > SEG_HDR;
+    pthread_mutex_unlock(&j->mu);
+    if (!drained)
+        return 0;
+    /* Creating the next segment needs a little space: cut the drained one
+     * first (its file goes once it is sealed; readers are all past it, and
+     * the segment list keeps its old size until it is collected). A crash
+     * between the cut and the roll is recovered at open: the checkpoints
+     * are then ahead of the journal, which moves its seq forward. */
+    if (ftruncate(j->w_fd, (off_t)SEG_HDR) != 0) {
+        log_msg(LOG_ERROR, MOD, "cutting the drained segment of %s failed: %s",
+                j->dir, strerror(errno));
+        return 0;
+    }
+    if (seg_roll(j, atomic_load(&j->next_seq)) != SPOT_OK) {
+        /* the active file no longer matches its published size */
+        j->w_broken = true;
+        log_msg(LOG_ERROR, MOD,
+                "%s: no room for a new segment even after cutting the "
+                "drained one: journal disabled until a restart",
+                j->dir);
+        return 0;
+    }
+    uint64_t before = atomic_load(&j->bytes);
+    journal_gc(j);
+    log_msg(LOG_WARN, MOD,
+            "%s: file system full; dropped the drained segment (%" PRIu64
+            " bytes freed)",
+            j->dir, before - atomic_load(&j->bytes));
+    return 1;
 }
 
 static int append(struct journal *j, const char *topic, size_t topic_len,
@@ -1330,6 +1381,9 @@ static int append(struct journal *j, const char *topic, size_t topic_len,
         return rc;
     pthread_mutex_lock(&j->append_mu);
     rc = append_locked(j, topic, topic_len, payload, payload_len, received_us);
+    if (rc == SPOT_EIO && !j->w_broken && reclaim_drained(j))
+        rc = append_locked(j, topic, topic_len, payload, payload_len,
+                           received_us);
     pthread_mutex_unlock(&j->append_mu);
     return rc;
 }
@@ -1391,6 +1445,11 @@ uint64_t journal_next_seq(const struct journal *j)
 int journal_is_full(const struct journal *j)
 {
     return atomic_load(&j->full);
+}
+
+int journal_is_failing(const struct journal *j)
+{
+    return atomic_load(&j->failing);
 }
 
 /* ---- cursors ---------------------------------------------------------- */
@@ -1660,15 +1719,18 @@ static int cursor_set_checkpoint(struct journal_cursor *c,
                 c->reg->name, pos.seq, pos.segment, pos.offset, cur.seq);
         return rc;
     }
-    rc = ckpt_write(j, c->reg->name, pos);
-    if (rc != SPOT_OK)
-        return rc;
+    /* A checkpoint file the disk refuses (full) is not durable, but the
+     * sink did confirm everything before pos: publish it anyway, so that
+     * segments can go and the disk gets room again; the next commit
+     * writes the file. After a crash the older file only means records
+     * sent again, or "before the oldest segment", never a loss. */
+    int wrc = ckpt_write(j, c->reg->name, pos);
     pthread_mutex_lock(&j->mu);
     c->reg->committed = pos;
     pthread_cond_broadcast(&j->space_cv); /* an append may roll to free */
     pthread_mutex_unlock(&j->mu);
     journal_gc(j);
-    return SPOT_OK;
+    return wrc;
 }
 
 int journal_cursor_commit(struct journal_cursor *c, struct journal_pos pos)

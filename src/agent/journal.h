@@ -63,8 +63,10 @@ const char *journal_id(const struct journal *j);
 /* Appends one record. Blocks while the journal is over max_bytes, until a
  * cursor frees space or journal_shutdown() is called (then writes past the
  * bound: a message already received is never refused, and SPOT_OK says it
- * was written). Returns SPOT_OK, SPOT_ETOOBIG (topic > 65535 or payload >
- * 2^31) or SPOT_EIO. */
+ * was written). When the file system is full and every cursor has
+ * committed everything, the active segment is rolled and deleted to make
+ * room. Returns SPOT_OK, SPOT_ETOOBIG (topic > 65535 or payload > 2^31) or
+ * SPOT_EIO. */
 int journal_append(struct journal *j, const char *topic, size_t topic_len,
                    const void *payload, size_t payload_len,
                    int64_t received_us);
@@ -88,6 +90,9 @@ void journal_shutdown(struct journal *j);
 uint64_t journal_bytes(const struct journal *j);
 uint64_t journal_next_seq(const struct journal *j);
 int journal_is_full(const struct journal *j);
+/* 1 from an append the file system refused (disk full, I/O error) until
+ * the next one it takes: the ingress is holding messages at the broker. */
+int journal_is_failing(const struct journal *j);
 
 /* Opens the cursor called name ([a-z0-9_]+), positioned at its checkpoint
  * (file "checkpoint.<name>" in the journal directory), or at the oldest
@@ -106,7 +111,10 @@ int journal_cursor_next(struct journal_cursor *c, int timeout_ms,
                         struct journal_entry *out);
 
 /* Durably records that everything before pos is confirmed (atomic file
- * replace), then lets the journal delete segments every cursor is past. */
+ * replace), then lets the journal delete segments every cursor is past.
+ * SPOT_EIO: the checkpoint file could not be written (disk full); the
+ * position still counts for deleting segments, and the next commit tries
+ * the file again. */
 int journal_cursor_commit(struct journal_cursor *c, struct journal_pos pos);
 
 /* Moves the read position back to the last committed checkpoint (after a

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "spot/err.h"
 #include "spot/log.h"
@@ -94,9 +95,11 @@ static int view_alive(void *ctx)
     return 1;
 }
 
-static int view_journal(void *ctx, uint64_t *bytes, uint64_t *max_bytes)
+static int view_journal(void *ctx, uint64_t *bytes, uint64_t *max_bytes,
+                        int *failing)
 {
     struct agent *a = ctx;
+    *failing = journal_is_failing(a->journal);
     *bytes = journal_bytes(a->journal);
     *max_bytes = (uint64_t)a->cfg->journal_max_mb * 1024 * 1024;
     return journal_is_full(a->journal);
@@ -235,7 +238,10 @@ static int start(struct agent *a)
     return rc;
 }
 
-static void stop(struct agent *a)
+/* Returns the exit status: 0, or 1 when the ingress had to be abandoned
+ * (the process then ends here, without freeing what Paho's thread may
+ * still use). */
+static int stop(struct agent *a)
 {
     /* No more blocking appends: a message already received is written even
      * past the journal's bound. */
@@ -247,6 +253,11 @@ static void stop(struct agent *a)
     ngsi_sink_stop(a->orion);
     ngsi_sink_stop(a->ngsi_ld);
     stdout_sink_stop(a->out);
+    if (ingress_abandoned(a->ingress)) {
+        journal_sync(a->journal);
+        log_msg(LOG_ERROR, MOD, "stopped without a clean MQTT disconnect");
+        _exit(1);
+    }
     ingress_free(a->ingress);
     pg_sink_free(a->pg);
     ngsi_sink_free(a->orion);
@@ -257,6 +268,7 @@ static void stop(struct agent *a)
     activity_free(a->activity);
     schema_set_free(a->schemas);
     config_free(a->cfg);
+    return 0;
 }
 
 /* SIGHUP: loads the configuration again (same command line and
@@ -375,7 +387,7 @@ int main(int argc, char **argv)
     int sig = wait_for_signal(&a, argc, argv);
     log_msg(LOG_INFO, MOD, "%s: stopping",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
-    stop(&a);
+    rc = stop(&a);
     log_msg(LOG_INFO, MOD, "stopped");
-    return 0;
+    return rc;
 }

@@ -34,7 +34,7 @@ struct metrics {
     atomic_ullong backlog[SINK_COUNT];
     atomic_int connected;
     atomic_ullong journal_bytes, journal_max_bytes;
-    atomic_int journal_full;
+    atomic_int journal_full, journal_failing;
     atomic_llong heartbeat_ms[SINK_COUNT]; /* monotonic; 0: never */
     struct histogram latency[SINK_COUNT];
 };
@@ -104,8 +104,10 @@ void metrics_mqtt_connected(struct metrics *m, int connected)
 }
 
 void metrics_journal(struct metrics *m, uint64_t bytes, uint64_t max_bytes,
-                     int full)
+                     int full, int failing)
 {
+    atomic_store_explicit(&m->journal_failing, failing != 0,
+                          memory_order_relaxed);
     atomic_store_explicit(&m->journal_bytes, bytes, memory_order_relaxed);
     atomic_store_explicit(&m->journal_max_bytes, max_bytes,
                           memory_order_relaxed);
@@ -249,10 +251,15 @@ int metrics_render(const struct metrics *m, char **out, size_t *len)
          "# HELP spotagent_journal_full 1 while the journal is full: no "
          "message is taken, the broker queues them.\n"
          "# TYPE spotagent_journal_full gauge\n"
-         "spotagent_journal_full %d\n",
+         "spotagent_journal_full %d\n"
+         "# HELP spotagent_journal_failing 1 while the file system refuses "
+         "journal appends (disk full): no message is taken.\n"
+         "# TYPE spotagent_journal_failing gauge\n"
+         "spotagent_journal_failing %d\n",
          (unsigned long long)get(&m->journal_bytes),
          (unsigned long long)get(&m->journal_max_bytes),
-         atomic_load_explicit(&m->journal_full, memory_order_relaxed));
+         atomic_load_explicit(&m->journal_full, memory_order_relaxed),
+         atomic_load_explicit(&m->journal_failing, memory_order_relaxed));
 
     emit(&o, "# HELP spotagent_end_to_end_latency_seconds From MQTT arrival "
              "to sink confirmation.\n"

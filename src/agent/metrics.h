@@ -33,11 +33,13 @@ void metrics_sink_writes(struct metrics *m, enum sink_id s, uint64_t n);
 void metrics_sink_error(struct metrics *m, enum sink_id s);
 void metrics_sink_backlog(struct metrics *m, enum sink_id s, uint64_t n);
 void metrics_mqtt_connected(struct metrics *m, int connected);
-/* The journal's size, bound, and 1 while it is full (ingress waits for
- * room and the broker queues): gauges spotagent_journal_bytes,
- * spotagent_journal_max_bytes, spotagent_journal_full. */
+/* The journal's size and bound; full: 1 while it is at its bound;
+ * failing: 1 while the file system refuses appends (disk full). Either
+ * way the ingress waits and the broker queues. Gauges
+ * spotagent_journal_bytes, spotagent_journal_max_bytes,
+ * spotagent_journal_full, spotagent_journal_failing. */
 void metrics_journal(struct metrics *m, uint64_t bytes, uint64_t max_bytes,
-                     int full);
+                     int full, int failing);
 /* Records one message confirmed by sink s, received at received_us. */
 void metrics_latency(struct metrics *m, enum sink_id s, int64_t received_us,
                      int64_t confirmed_us);

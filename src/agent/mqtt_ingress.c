@@ -46,6 +46,9 @@ struct ingress {
     int stopping;
     int disconnected; /* disconnect completed */
     atomic_int connected;
+    atomic_int stopping_flag; /* ingress_stop began (read by the callback) */
+    atomic_int stuck;         /* the callback retries a refused append */
+    int abandoned;            /* stopped with the callback stuck */
 };
 
 static void set_state(struct ingress *in, enum conn_state st)
@@ -91,15 +94,22 @@ static int on_message(void *ctx, char *topic, int topic_len,
         if (rc == SPOT_OK)
             break;
         /* Disk trouble: the broker must not get a PUBACK for a message we
-         * could not keep, so wait here (the broker holds the rest). */
+         * could not keep, so wait here (the broker holds the rest). Paho
+         * holds its client lock around this callback and acknowledges
+         * when it returns, so even a stop has to wait: ingress_stop gives
+         * up on us after a deadline and the process exits without the
+         * acknowledgement (see ingress_abandoned). */
+        atomic_store(&in->stuck, 1);
         log_msg(LOG_ERROR, MOD, "journal append failed: %s; retrying in %d ms",
                 spot_strerror(rc), backoff_ms);
-        struct timespec ts = {backoff_ms / 1000,
-                              (long)(backoff_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        if (backoff_ms < 5000)
+        for (int waited = 0; waited < backoff_ms; waited += 100) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (backoff_ms < 5000 && !atomic_load(&in->stopping_flag))
             backoff_ms *= 2;
     }
+    atomic_store(&in->stuck, 0);
     MQTTAsync_freeMessage(&msg);
     MQTTAsync_free(topic);
     return 1;
@@ -263,12 +273,35 @@ static void *supervise(void *arg)
     return NULL;
 }
 
+/* The delivery guarantee rests on Paho calling messageArrived before it
+ * sends the PUBACK of a QoS 1 message (and holding it while the callback
+ * runs). Paho before 1.3.10 acknowledged first: a crash then loses the
+ * message in hand. Said once at start-up. */
+static void check_paho_version(void)
+{
+    const MQTTAsync_nameValue *info = MQTTAsync_getVersionInfo();
+    for (; info != NULL && info->name != NULL; info++) {
+        if (strcmp(info->name, "Version") != 0 || info->value == NULL)
+            continue;
+        unsigned a = 0, b = 0, c = 0;
+        if (sscanf(info->value, "%u.%u.%u", &a, &b, &c) >= 2 &&
+            (a < 1 || (a == 1 && (b < 3 || (b == 3 && c < 10)))))
+            log_msg(LOG_WARN, MOD,
+                    "Paho MQTT C %s acknowledges a QoS 1 message before the "
+                    "agent has journaled it (changed in 1.3.10): a crash "
+                    "can lose the message in hand",
+                    info->value);
+        return;
+    }
+}
+
 int ingress_new(struct ingress **out, const struct agent_config *cfg,
                 struct journal *journal, struct metrics *metrics)
 {
     struct ingress *in = calloc(1, sizeof *in);
     if (in == NULL)
         return SPOT_ENOMEM;
+    check_paho_version();
     in->cfg = cfg;
     log_redact_url(cfg->mqtt_url, in->url_for_logs, sizeof in->url_for_logs);
     in->journal = journal;
@@ -335,12 +368,29 @@ void ingress_stop(struct ingress *in)
 {
     if (in == NULL || !in->supervisor_started)
         return;
+    atomic_store(&in->stopping_flag, 1);
     pthread_mutex_lock(&in->lock);
     in->stopping = 1;
     pthread_cond_broadcast(&in->cond);
     pthread_mutex_unlock(&in->lock);
     pthread_join(in->supervisor, NULL);
     in->supervisor_started = 0;
+
+    /* A callback stuck on a refused append holds Paho's lock: any Paho
+     * call would wait for it. Give the disk a little time, then leave
+     * the client as it is; the caller must exit without freeing. */
+    int64_t stuck_until = spot_mono_ms() + SPOT_SHUTDOWN_DRAIN_MS;
+    while (atomic_load(&in->stuck) && spot_mono_ms() < stuck_until) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&in->stuck)) {
+        in->abandoned = 1;
+        log_msg(LOG_ERROR, MOD,
+                "stopping while the journal refuses appends: the message "
+                "in hand is not acknowledged and stays with the broker");
+        return;
+    }
 
     MQTTAsync_disconnectOptions opts = MQTTAsync_disconnectOptions_initializer;
     opts.timeout = 2000;
@@ -363,11 +413,18 @@ void ingress_stop(struct ingress *in)
     log_msg(LOG_INFO, MOD, "disconnected; the broker keeps the session");
 }
 
+int ingress_abandoned(const struct ingress *in)
+{
+    return in != NULL && in->abandoned;
+}
+
 void ingress_free(struct ingress *in)
 {
     if (in == NULL)
         return;
     ingress_stop(in);
+    if (in->abandoned)
+        return; /* Paho's thread still runs our callback: keep it all */
     if (in->client)
         MQTTAsync_destroy(&in->client);
     for (int i = 0; i < in->n_filters; i++)

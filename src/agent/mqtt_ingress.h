@@ -25,8 +25,14 @@ int ingress_new(struct ingress **out, const struct agent_config *cfg,
  * back-off until it succeeds or ingress_stop is called). */
 int ingress_start(struct ingress *in);
 /* Stops taking messages: disconnects (the broker keeps the session and
- * queues new messages) and waits for the callback thread to be idle. */
+ * queues new messages) and waits for the callback thread to be idle.
+ * When the callback is stuck on a journal that refuses appends (disk
+ * full) for longer than SPOT_SHUTDOWN_DRAIN_MS, it gives up instead:
+ * ingress_abandoned() is then 1, and the caller must end the process
+ * without freeing the ingress or the journal (the message in hand was not
+ * acknowledged: the broker delivers it again). */
 void ingress_stop(struct ingress *in);
+int ingress_abandoned(const struct ingress *in);
 void ingress_free(struct ingress *in);
 int ingress_is_connected(const struct ingress *in);
 struct activity;

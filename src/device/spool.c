@@ -40,6 +40,11 @@
 #define HEAD_BYTES  16u
 #define SEG_SUFFIX  ".seg"
 #define SEG_NAMELEN 24 /* 20 digits + ".seg" */
+/* Seqs a real spool reaches (2^62: a message a nanosecond for a century)
+ * leave room to count on without wrapping; a segment name or head beyond
+ * is not one this code wrote (found by fuzzing: a name near 2^64 made the
+ * tail wrap to 0, behind the head). */
+#define SEQ_LIMIT (UINT64_C(1) << 62)
 
 struct seg {
     uint64_t first; /* seq of its first record (file name) */
@@ -193,7 +198,8 @@ static uint64_t head_read(struct spool *s)
     unsigned char b[HEAD_BYTES];
     if (pread_full(s->headfd, b, sizeof b, 0) != (ssize_t)sizeof b)
         return 0;
-    if (get32(b) != HEAD_MAGIC || get32(b + 4) != crc(b + 8, 8)) {
+    if (get32(b) != HEAD_MAGIC || get32(b + 4) != crc(b + 8, 8) ||
+        get64(b + 8) >= SEQ_LIMIT) {
         log_msg(LOG_WARN, MOD,
                 "%s/head is damaged; resending from the "
                 "oldest queued message",
@@ -421,6 +427,12 @@ static int list_segments(struct spool *s)
         uint64_t first;
         if (!parse_seg_name(e->d_name, &first))
             continue;
+        if (first >= SEQ_LIMIT) {
+            log_msg(LOG_ERROR, MOD,
+                    "%s/%s: sequence number out of range; ignored", s->dir,
+                    e->d_name);
+            continue;
+        }
         struct seg g = {.first = first, .end = first};
         if ((rc = segs_push(s, g)) != SPOT_OK)
             break;

@@ -186,6 +186,40 @@ def ngsi_responses():
     }
 
 
+def spool_record(seq, topic, payload, qos=1, retain=False):
+    body = bytes([qos, 1 if retain else 0]) + struct.pack("<H", len(topic))
+    body += topic + payload
+    crc = zlib.crc32(struct.pack("<Q", seq) + body)
+    return struct.pack("<IIQ", len(body), crc, seq) + body
+
+
+def spool_input(flags, first2, seg1, seg2=b"", head=b""):
+    return (bytes([flags]) + struct.pack("<Q", first2) +
+            struct.pack("<H", len(seg1)) + seg1 +
+            struct.pack("<H", len(seg2)) + seg2 + head)
+
+
+def spools():
+    t = b"/Kaqo/dev1_AQO/attrs"
+    p = b'{"TimeInstant":"2026-01-05T00:00:00Z","period":5}'
+    seg1 = b"".join(spool_record(1 + i, t, p) for i in range(3))
+    seg2 = b"".join(spool_record(4 + i, t, p, qos=2) for i in range(2))
+    head = struct.pack("<I", 0x44485053)
+    hv = struct.pack("<Q", 2)
+    head += struct.pack("<I", zlib.crc32(hv)) + hv
+    return {
+        "one-segment": spool_input(0x00, 0, seg1),
+        "two-segments": spool_input(0x02, 4, seg1, seg2),
+        "with-head": spool_input(0x06, 4, seg1, seg2, head),
+        "torn": spool_input(0x00, 0, seg1 + seg2[:20]),
+        "corrupt-first": spool_input(0x02, 4, seg1[:30] + b"X" + seg1[31:],
+                                     seg2),
+        "fix": spool_input(0x0B, 0, seg1.replace(b"2026", b"2027"), seg2),
+        "overlap": spool_input(0x02, 2, seg1, seg2),
+        "huge-first": spool_input(0x03, 0xFFFFFFFFFFFFFFFE, seg1, seg2),
+    }
+
+
 def main():
     msgs = messages()
     for k, v in msgs.items():
@@ -203,6 +237,8 @@ def main():
         put("dead_record", k, v)
     for k, v in ngsi_responses().items():
         put("ngsi_response", k, v)
+    for k, v in spools().items():
+        put("spool", k, v)
 
 
 main()

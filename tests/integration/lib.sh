@@ -32,8 +32,10 @@ TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/spotinteg.$TEST_NAME.XXXXXX")
 # traverse this directory.
 chmod 755 "$TEST_TMP"
 
-# Processes to stop at exit (pid list) and other state.
+# Processes to stop at exit (pid list), commands to run then (at_exit),
+# and other state.
 _BG_PIDS=()
+_AT_EXIT=()
 _PORTS_TAKEN=" "
 MQTT_PORT=
 MQTT_URL=
@@ -80,6 +82,10 @@ _cleanup() {
     for p in "$AGENT_PID" "${_BG_PIDS[@]}"; do
         [ -n "$p" ] && kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
     done
+    local h
+    for h in "${_AT_EXIT[@]}"; do
+        eval "$h"
+    done
     if [ -n "$MQTT_PID" ] && kill -0 "$MQTT_PID" 2>/dev/null; then
         kill -KILL "$MQTT_PID" 2>/dev/null
     fi
@@ -94,6 +100,12 @@ _cleanup() {
         rm -rf "$TEST_TMP"
     fi
     exit "$rc"
+}
+
+# at_exit COMMAND: runs COMMAND (a string, eval'd) at exit, after the
+# processes are killed and before the directories go (e.g. an umount).
+at_exit() {
+    _AT_EXIT+=("$1")
 }
 
 _on_err() {
@@ -268,6 +280,22 @@ _mosquitto_listening() {
     kill -0 "$MQTT_PID" 2>/dev/null && ! _port_free "$MQTT_PORT"
 }
 
+# reserve_mosquitto: picks the broker's port and directory without
+# starting it (sets MQTT_PORT, MQTT_URL, MQTT_DIR); launch_mosquitto
+# starts it there later.
+reserve_mosquitto() {
+    MQTT_DIR=$TEST_TMP/mqtt
+    mkdir -p "$MQTT_DIR"
+    MQTT_PORT=$(free_port)
+    MQTT_URL=mqtt://127.0.0.1:$MQTT_PORT
+}
+
+launch_mosquitto() {
+    _write_mosquitto_conf
+    _mosquitto_launch || fail "mosquitto did not start on $MQTT_PORT"
+    log "mosquitto on $MQTT_PORT (pid $MQTT_PID)"
+}
+
 # start_mosquitto: private broker; sets MQTT_PORT, MQTT_URL, MQTT_DIR.
 start_mosquitto() {
     MQTT_DIR=$TEST_TMP/mqtt
@@ -428,7 +456,9 @@ pg_count_ge() {
 # with the PostgreSQL sink when start_postgres ran (unless AGENT_NO_PG=1),
 # client id $AGENT_ID and data dir $AGENT_DATA. Waits until the broker saw
 # it connect (and, the first time this client id connects, subscribe).
-# Sets AGENT_PID, AGENT_STDOUT, AGENT_STDERR.
+# Sets AGENT_PID, AGENT_STDOUT, AGENT_STDERR. With AGENT_NO_WAIT=1 it
+# returns once the process is started (no broker yet, or one expected to
+# refuse).
 start_agent() {
     [ -x "$SPOTAGENT" ] || fail "agent binary not found: $SPOTAGENT"
     AGENT_RUNS=$((AGENT_RUNS + 1))
@@ -449,6 +479,7 @@ start_agent() {
         >"$AGENT_STDOUT" 2>"$AGENT_STDERR" &
     AGENT_PID=$!
     log "agent started (pid $AGENT_PID, run $AGENT_RUNS)"
+    [ "${AGENT_NO_WAIT:-0}" = 1 ] && return 0
     local deadline=$(($(_now_ms) + 30000))
     while true; do
         if ! kill -0 "$AGENT_PID" 2>/dev/null; then

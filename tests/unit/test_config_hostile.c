@@ -233,3 +233,19 @@ Test(config_hostile, hostile_files)
         cr_assert_null(strchr(err, '\n'), "one line: %s", err);
     }
 }
+
+/* Errors of the file's own keys said "config: config: ..." (the prefix
+ * added twice). */
+Test(config_hostile, file_errors_are_prefixed_once)
+{
+    const char *p = write_tmp("u.json", "{\"mqtt_urll\":1}", 15);
+    char err[512];
+    struct agent_config *c = NULL;
+    cr_assert_eq(load(err, sizeof err, &c, "--config", p, NULL), SPOT_ECONFIG);
+    cr_assert_str_eq(err, "config: unknown key \"mqtt_urll\"");
+    p = write_tmp("g.json", "{\"service_groups\":[{\"apikey\":\"\"}]}", 33);
+    cr_assert_eq(load(err, sizeof err, &c, "--config", p, NULL), SPOT_ECONFIG);
+    cr_assert(strncmp(err, "config: ", 8) == 0 &&
+                  strncmp(err + 8, "config: ", 8) != 0,
+              "%s", err);
+}

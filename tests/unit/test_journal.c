@@ -677,6 +677,42 @@ Test(journal, commit_before_a_corrupt_record_is_accepted)
     tmpdir_rm(dir);
 }
 
+/* A checkpoint file the disk refuses (here: its temp name is taken by a
+ * directory) makes the commit fail, yet the position counts: segments
+ * every cursor is past still go, so that a full disk gets room again.
+ * The next commit that can write the file makes it durable. */
+Test(journal, commit_counts_when_the_checkpoint_file_fails)
+{
+    char *dir = tmpdir_new();
+    struct journal *j = jopen(dir, 100, 1 << 20, 2048);
+    struct journal_cursor *c = copen(j, "pg");
+    append_range(j, 0, 60);
+    uint64_t nums[4096];
+    size_t before = segs_in(dir, nums, 4096);
+    cr_assert_geq(before, 3);
+    char tmp[512];
+    path_of(tmp, sizeof tmp, dir, "checkpoint.pg.tmp");
+    cr_assert_eq(mkdir(tmp, 0700), 0);
+    struct journal_entry e;
+    expect_range(c, 0, 60, &e);
+    cr_assert_eq(journal_cursor_commit(c, e.next), SPOT_EIO);
+    cr_assert_eq(journal_cursor_checkpoint(c).seq, 60);
+    cr_assert_eq(journal_cursor_backlog(c), 0);
+    cr_assert_eq(segs_in(dir, nums, 4096), 1, "sealed segments were kept");
+    cr_assert_eq(rmdir(tmp), 0);
+    append_range(j, 60, 61);
+    expect_next(c, 60, &e);
+    cr_assert_eq(journal_cursor_commit(c, e.next), SPOT_OK);
+    journal_cursor_close(c);
+    journal_close(j);
+    j = jopen(dir, 100, 1 << 20, 2048);
+    c = copen(j, "pg");
+    cr_assert_eq(journal_cursor_checkpoint(c).seq, 61);
+    journal_cursor_close(c);
+    journal_close(j);
+    tmpdir_rm(dir);
+}
+
 /* A power cut lost the journal's last records after the sink confirmed
  * them: the seq must not be reused. */
 Test(journal, checkpoint_ahead_of_journal_moves_seq_forward)
