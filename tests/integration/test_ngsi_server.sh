@@ -4,9 +4,9 @@
 # answers like Orion / Orion-LD and its test-control API works: version; a
 # valid batch update is stored; every Orion rule violated gives 400 (or 411,
 # 413, 415) and applies nothing; tenant and service-path isolation; NGSI-LD
-# upsert 201/204/207 and the Link header rules; faults (fail_next,
-# close_next, refuse_for_ms, delay_ms); statistics and recorded requests;
-# clean exit on SIGTERM. Needs no broker or database.
+# upsert 201/204/207 and the Link header rules; POST /v2/entities (create,
+# upsert); faults (fail_next, close_next, refuse_for_ms, delay_ms);
+# statistics and recorded requests; clean exit on SIGTERM. Needs no broker or database.
 #
 # Environment: NGSI_SERVER (default build/servers/ngsi_server; point it at
 # a -fsanitize=address,undefined build to check for leaks at exit).
@@ -380,6 +380,39 @@ assert_eq application/json \
 req DELETE /__entities
 assert_eq 200 "$ST" "DELETE /__entities"
 assert_eq 0 "$(entity_count)" "store cleared"
+stop_ngsi
+
+# --- POST /v2/entities (create, ?options=upsert), as the FIWARE IoT Agents send ---------
+
+start_ngsi ngsi-create
+create() {
+    local body=$1
+    shift
+    req POST "/v2/entities$1" -H 'Content-Type: application/json' \
+        -D "$TEST_TMP/create.headers" --data-binary "$body"
+}
+CE='{"id":"C1","type":"T","n":{"type":"Number","value":1}}'
+create "$CE" ""
+assert_eq 201 "$ST" "POST /v2/entities creates"
+grep -qi '^Location: /v2/entities/C1?type=T' "$TEST_TMP/create.headers" ||
+    fail "Location header of a created entity: $(cat "$TEST_TMP/create.headers")"
+create "$CE" ""
+assert_eq 422 "$ST" "POST /v2/entities of an existing entity"
+assert_eq "Already Exists" "$(jget "$BODY" '->{description}')" "422 description"
+create '{"id":"C1","type":"T","m":{"type":"Text","value":"x"}}' "?options=upsert"
+assert_eq 204 "$ST" "upsert of an existing entity"
+req GET /v2/entities/C1
+assert_eq 1 "$(jget "$BODY" '->{n}{value}')" "upsert keeps other attributes"
+assert_eq x "$(jget "$BODY" '->{m}{value}')" "upsert adds attributes"
+create '{"id":"C2","type":"T","m":"x"}' "?options=upsert,keyValues"
+assert_eq 201 "$ST" "upsert of a new entity, keyValues"
+create '{"id":"C3","type":"T","bad<":{"value":1}}' "?options=upsert"
+assert_eq 400 "$ST" "rules apply to POST /v2/entities"
+create '{"id":"C4","type":"T"}' "?options=nonsense"
+assert_eq 400 "$ST" "unknown option"
+req GET /v2/entities/C3
+assert_eq 404 "$ST" "nothing of a refused create is stored"
+assert_eq 3 "$(stat_of '->{entities_received}')" "entities received by create"
 stop_ngsi
 
 # --- without --multiservice, Fiware-Service is ignored as by Orion ----------------------

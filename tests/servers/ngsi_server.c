@@ -1043,6 +1043,72 @@ static enum MHD_Result v2_op_update(struct req *r)
     return reply(r, 204, NULL, 0, NULL, NULL);
 }
 
+/* --- NGSI-v2: POST /v2/entities ------------------------------------------- */
+
+static const char *const create_options[] = {
+    "keyValues", "upsert", "forcedUpdate", "flowControl", NULL,
+};
+
+/* Orion's postEntities: one entity, the same rules as a batch entity. 201
+ * with a Location when it is new; with ?options=upsert an existing entity
+ * is updated as by "append" (204), without it the answer is 422 "Already
+ * Exists". */
+static enum MHD_Result v2_create_entity(struct req *r)
+{
+    struct ns_err e = {0};
+    struct spaths sp;
+    struct v2_update u = {0};
+    char tenant[64];
+    char loc[2 * NS_MAX_ID_LEN + 64];
+    const char *hdrs[3] = {"Location", loc, NULL};
+    unsigned opts;
+    yajl_val root;
+    int rc, existed;
+
+    if (v2_write_preamble(r, &sp, tenant, sizeof tenant, &e) != 0 ||
+        options_parse(r, create_options, &opts, &e) != 0) {
+        return reply_err(r, &e);
+    }
+    root = json_parse(r->body, r->len);
+    if (root == NULL || json_has_bad_number(root)) {
+        json_free(root);
+        return reply_orion(r, 400, "ParseError",
+                           "Errors found in incoming JSON buffer");
+    }
+    r->entities = 1;
+    if ((u.ents = calloc(1, sizeof *u.ents)) == NULL) {
+        json_free(root);
+        return reply_orion(r, 500, "InternalServerError", "out of memory");
+    }
+    u.n = 1;
+    u.action = ACT_APPEND;
+    rc = v2_parse_entity(root, (opts & 1u) != 0, &u.ents[0], &e);
+    json_free(root);
+    if (rc != 0) {
+        v2_update_clear(&u);
+        return reply_err(r, &e);
+    }
+    snprintf(loc, sizeof loc, "/v2/entities/%s?type=%s", u.ents[0].id,
+             u.ents[0].type);
+    pthread_mutex_lock(&g.lock);
+    existed = store_find(&g.store, 0, tenant, sp.p[0], u.ents[0].id,
+                         u.ents[0].type) != NULL;
+    if (existed && (opts & 2u) == 0) {
+        rc = ns_fail(&e, 422, "Unprocessable", "Already Exists");
+    } else {
+        rc = v2_apply(&u, tenant, sp.p[0], 0, &e);
+    }
+    pthread_mutex_unlock(&g.lock);
+    v2_update_clear(&u);
+    if (rc != 0) {
+        return reply_err(r, &e);
+    }
+    if (existed) {
+        return reply(r, 204, NULL, 0, NULL, NULL);
+    }
+    return reply(r, 201, NULL, 0, hdrs, NULL);
+}
+
 /* --- NGSI-v2: GET /v2/entities, GET /v2/entities/{id} --------------------- */
 
 static void gen_v2_entity(yajl_gen gen, const struct ns_entity *e,
@@ -2120,11 +2186,7 @@ static enum MHD_Result route(struct req *r)
         if (get) {
             return v2_get_entities(r);
         }
-        return reply_orion(r, post ? 501 : 405,
-                           post ? "NotImplemented" : "MethodNotAllowed",
-                           post ? "not implemented by the test server: use "
-                                  "POST /v2/op/update"
-                                : "method not allowed");
+        return post ? v2_create_entity(r) : method_not_allowed(r, "GET, POST");
     }
     if (strncmp(p, "/v2/entities/", 13) == 0 && p[13] != '\0' &&
         strchr(p + 13, '/') == NULL) {
