@@ -49,6 +49,8 @@
 /* Binary COPY: signature, flags, header extension length. */
 #define COPY_HEADER     "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0"
 #define COPY_HEADER_LEN 19
+/* Bytes of COPY data per CopyData message. */
+#define COPY_CHUNK (32 * 1024)
 /* Row counts that get a prepared statement: SPOT_PG_BATCH_ROWS and the
  * powers of two below it. */
 #define MAX_SIZES 24
@@ -1035,9 +1037,12 @@ static int copy_table(struct pg_batch *b, PGconn *conn, struct tbl *t,
     PQclear(res);
     if (rc != SPOT_OK)
         return rc;
-    /* libpq sends in pieces of its own; one call for the whole table */
+    /* One CopyData message per COPY_CHUNK: the server reads each into a
+     * buffer it reuses, where one message of the whole table would make it
+     * allocate (and page-fault, and unmap) a buffer of that size per
+     * statement. */
     while (len > 0) {
-        int n = len > INT_MAX ? INT_MAX : (int)len;
+        int n = len > COPY_CHUNK ? COPY_CHUNK : (int)len;
         if (PQputCopyData(conn, data, n) != 1) {
             pg_one_line(err, errlen,
                         "sending COPY data: ", PQerrorMessage(conn));

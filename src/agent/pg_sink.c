@@ -642,19 +642,25 @@ static int sink_step(struct pg_sink *s, int timeout_ms)
     size_t n = 0;
     int rc = SPOT_OK;
     int64_t deadline = 0;
+    size_t n_slept = 0; /* records in the batch at the last sleep */
     txn_reset(s);
     while (n < SPOT_PG_BATCH_ROWS &&
            pg_batch_bytes(s->batch) < PG_BATCH_MAX_BYTES) {
         struct journal_entry e;
         rc = journal_cursor_next(s->cursor, n == 0 ? timeout_ms : 0, &e);
-        if (rc == SPOT_EAGAIN && n > 0 && !atomic_load(&s->stop)) {
-            /* Let the batch fill for a while: a transaction costs the
-             * server as much as a few hundred rows. Sleep rather than
-             * wait for each record, which would wake this thread once
-             * per message. */
+        if (rc == SPOT_EAGAIN && n > 0 && n > n_slept &&
+            !atomic_load(&s->stop)) {
+            /* Let the batch fill while records keep coming: a
+             * transaction costs the server as much as a few hundred rows.
+             * Sleep in slices rather than wait for each record, which
+             * would wake this thread once per message; send when a slice
+             * brought nothing (the stream paused) or at the deadline. */
             int64_t left = deadline - spot_mono_ms();
             if (left > 0) {
-                wait_ms(s, (unsigned)left);
+                n_slept = n;
+                wait_ms(s, left < SPOT_PG_BATCH_SLICE_MS
+                               ? (unsigned)left
+                               : SPOT_PG_BATCH_SLICE_MS);
                 continue;
             }
         }

@@ -488,6 +488,7 @@ static int on_number(void *ctx, const char *s, size_t len)
     double x;
     int fast = fast_strtod(s, len, &x);
     bool exact = fast != 1;
+    bool erange = false; /* errno is only strtod's to read when it ran */
     if (fast) {
         /* no errno involved */
     } else if (len >= sizeof buf) {
@@ -497,14 +498,16 @@ static int on_number(void *ctx, const char *s, size_t len)
             return stop(v, REJECT_TOO_LARGE, "message too large");
         errno = 0;
         x = strtod(copy, NULL);
+        erange = errno == ERANGE;
     } else {
         memcpy(buf, s, len);
         buf[len] = '\0';
         errno = 0;
         x = strtod(buf, NULL);
+        erange = errno == ERANGE;
     }
-    if ((errno == ERANGE && x != 0.0) || !isfinite(x) ||
-        (errno == ERANGE && x == 0.0 && !is_zero_text(s, len)))
+    if ((erange && x != 0.0) || !isfinite(x) ||
+        (erange && x == 0.0 && !is_zero_text(s, len)))
         return stop(v, REJECT_JSON, "number out of the range of a double");
 
     if (v->skipping) {
