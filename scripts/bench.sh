@@ -16,6 +16,9 @@
 # The load generator is spotsim (rate "max", one shared connection).
 # Sizes: BENCH_N (messages per throughput run, default 200000),
 # BENCH_LONG (messages of the memory run, default 1000000).
+# BENCH_SECTIONS: comma-separated sections to run (e.g. 2,3; default all).
+# Sections 2-4 also print the CPU time per message of each process
+# (publisher, broker, subscriber or agent, PostgreSQL server) over the run.
 set -Eeuo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export SPOTAGENT=${SPOTAGENT:-$REPO/build/spotagent}
@@ -28,6 +31,8 @@ LONG=${BENCH_LONG:-1000000}
 source "$REPO/tests/integration/lib.sh"
 
 section() { printf '\n== %s\n' "$*"; }
+# want N: section N is selected by BENCH_SECTIONS (default: all).
+want() { [[ ",${BENCH_SECTIONS:-1,2,3,4,5}," == *",$1,"* ]]; }
 START=$(date -u -d '2026-01-01' +%s)
 
 # load QOS COUNT APIKEY [VERTICALS]: spotsim publishes COUNT messages as
@@ -39,15 +44,56 @@ load() {
         tr -d ' \n' | grep -o '"delivered":[0-9]*\|"delivered_per_s":[0-9.]*' |
         tr '\n' ' '
     echo
+    # CPU of the pipeline just reaped (spotsim; tr and grep are noise)
+    awk '{ sub(/.*\) /, ""); print $14 + $15 }' "/proc/$BASHPID/stat" \
+        >"$TEST_TMP/pub.ticks"
 }
 
-section "1. parse + validate + row encoding (one core, the 7 example messages)"
-"$TOOLS/bench_validate" "$VECTORS" 2000000
+# --- CPU per process -------------------------------------------------------
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+# ticks PID: user + system clock ticks of PID and of its reaped children.
+ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# pg_ticks: the PostgreSQL server's, postmaster and every backend.
+pg_ticks() {
+    local pm
+    pm=$(head -1 "$PG_DIR/data/postmaster.pid")
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" '{
+        pid = $1; sub(/.*\) /, "")
+        if (pid == pm) t += $12 + $13 + $14 + $15
+        else if ($2 == pm) t += $12 + $13
+    } END { print t + 0 }'
+}
+# cpu_mark PID: remembers the broker's, PostgreSQL's and PID's ticks.
+cpu_mark() {
+    CPU_T0=$(date +%s.%N) CPU_PID=$1
+    CPU_MQ=$(ticks "$MQTT_PID") CPU_PG=$(pg_ticks) CPU_AG=$(ticks "$1")
+}
+# cpu_report N NAME [TICKS]: CPU µs per message of each process since
+# cpu_mark, for N messages (NAME: the subscriber or agent; TICKS: its ticks
+# when it has exited, else read now).
+cpu_report() {
+    local n=$1 name=$2 ag=${3:-$(ticks "$CPU_PID")} pub
+    pub=$(cat "$TEST_TMP/pub.ticks" 2>/dev/null || echo 0)
+    awk -v n="$n" -v u="$TICK_US" -v t0="$CPU_T0" -v t1="$(date +%s.%N)" \
+        -v pub="$pub" -v mq=$(($(ticks "$MQTT_PID") - CPU_MQ)) \
+        -v ag=$((ag - CPU_AG)) -v pg=$(($(pg_ticks) - CPU_PG)) -v name="$name" \
+        'BEGIN { f = u / n; printf "CPU µs/message: publisher %.1f, mosquitto %.1f, %s %.1f, postgres %.1f; total %.1f (wall %.1f µs/message x 2 cores = %.1f)\n",
+            pub * f, mq * f, name, ag * f, pg * f, (pub + mq + ag + pg) * f,
+            (t1 - t0) * 1e6 / n, 2 * (t1 - t0) * 1e6 / n }'
+}
+
+if want 1; then
+    section "1. parse + validate + row encoding (one core, the 7 example messages)"
+    "$TOOLS/bench_validate" "$VECTORS" 2000000
+fi
+if ! want 2 && ! want 3 && ! want 4 && ! want 5; then
+    exit 0
+fi
 
 start_mosquitto
 start_postgres
 
-# bare_subscriber QOS: spotsub receives N messages from spotpub.
+# bare_subscriber QOS: spotsub receives N messages from spotsim.
 bare_subscriber() {
     local qos=$1
     "$TOOLS/spotsub" --url "$MQTT_URL" --qos "$qos" --count "$N" \
@@ -55,73 +101,133 @@ bare_subscriber() {
         >"$TEST_TMP/sub.$qos.log" 2>&1 &
     local sub=$!
     wait_for 10 "spotsub to subscribe" test -e "$TEST_TMP/sub.$qos.ready"
+    cpu_mark "$sub"
     echo "publisher:  $(load "$qos" "$N" "bare$qos")"
     wait "$sub" || true
-    echo "subscriber: $(tail -1 "$TEST_TMP/sub.$qos.log")"
+    local line
+    line=$(tail -1 "$TEST_TMP/sub.$qos.log")
+    echo "subscriber: $line"
+    local cpu=${line##*cpu_s=}
+    cpu_report "$N" spotsub "$(awk -v c="$cpu" -v u="$TICK_US" -v t="$CPU_AG" \
+        'BEGIN { printf "%d", t + c * 1e6 / u }')"
 }
 
-section "2. bare Paho subscriber, QoS 0 ($N messages)"
-bare_subscriber 0
-section "2. bare Paho subscriber, QoS 1 ($N messages)"
-bare_subscriber 1
+if want 2; then
+    section "2. bare Paho subscriber, QoS 0 ($N messages)"
+    bare_subscriber 0
+    section "2. bare Paho subscriber, QoS 1 ($N messages)"
+    bare_subscriber 1
+fi
 
-# agent_run QOS KEY: spotpub publishes N aqo messages under apikey KEY;
-# the rate is N / (time the last row committed - first MQTT arrival).
+# metric NAME: sets METRIC to the value of the sample NAME in the agent's
+# /metrics (HTTP_PORT), read with bash's /dev/tcp: polling forks nothing
+# and costs PostgreSQL nothing.
+metric() {
+    local line
+    METRIC=
+    exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" || return 1
+    printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+    while IFS= read -r line <&3; do
+        case $line in "$1 "*) METRIC=${line#"$1 "} ;; esac
+    done
+    exec 3<&-
+    METRIC=${METRIC%$'\r'}
+}
+# pg_written_ge N: the agent's PostgreSQL sink has committed N rows.
+pg_written_ge() {
+    metric 'spotagent_sink_writes_total{sink="pg"}' && [ "${METRIC:-0}" -ge "$1" ]
+}
+exec 9<> <(:) # a pipe nobody writes to: `read -t` on it sleeps, unforked
+pg_xacts() { psql_q "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"; }
+
+# agent_run QOS KEY: spotsim publishes N aqo messages under apikey KEY;
+# the rate is N / (time the last row committed - first MQTT arrival). The
+# agent's row counter is polled every 20 ms. Stops the agent (its
+# backend's statistics are complete once it has gone).
 agent_run() {
     local qos=$1 key=$2
-    local pub
+    local pub x0 end deadline=$((SECONDS + 600))
+    x0=$(pg_xacts)
+    cpu_mark "$AGENT_PID"
     pub=$(load "$qos" "$N" "$key")
-    wait_until 600 pg_count_ge "$N" air_quality "apikey = '$key'" ||
-        echo "(not all rows landed: $(pg_count air_quality "apikey = '$key'"))"
-    local end first rows
-    end=$(psql_q "SELECT extract(epoch FROM clock_timestamp())")
+    until pg_written_ge "$N"; do
+        [ "$SECONDS" -lt "$deadline" ] || break
+        read -rt 0.02 -u 9 || true
+    done
+    end=$EPOCHREALTIME
+    cpu_report "$N" spotagent
+    local first rows xacts
     first=$(psql_q "SELECT extract(epoch FROM min(received_at)) FROM air_quality WHERE apikey = '$key'")
     rows=$(pg_count air_quality "apikey = '$key'")
+    [ "$rows" -ge "$N" ] || echo "(not all rows landed: $rows)"
     echo "publisher: $pub"
+    stop_agent 60 >/dev/null || true
+    xacts=$(($(pg_xacts) - x0 - 3))
+    echo "PostgreSQL transactions: $xacts ($((rows / (xacts > 0 ? xacts : 1))) rows each)"
     awk -v n="$rows" -v a="$first" -v b="$end" \
-        'BEGIN { printf "spotagent -> PostgreSQL: %d rows in %.2f s = %.0f msg/s (first arrival to last commit, polled every 0.1 s)\n", n, b - a, n / (b - a) }'
+        'BEGIN { printf "spotagent -> PostgreSQL: %d rows in %.2f s = %.0f msg/s (first arrival to last commit)\n", n, b - a, n / (b - a) }'
 }
 
-section "3. publisher -> Mosquitto -> spotagent -> PostgreSQL, QoS 1 ($N messages)"
-start_agent --mqtt-qos 1 --log-level warn
-agent_run 1 e2eq1
-stop_agent 60 >/dev/null || true
+if want 3; then
+    section "3. publisher -> Mosquitto -> spotagent -> PostgreSQL, QoS 1 ($N messages)"
+    HTTP_PORT=$(free_port)
+    start_agent --mqtt-qos 1 --log-level warn --http-listen "127.0.0.1:$HTTP_PORT"
+    agent_run 1 e2eq1
 
-section "3. publisher -> Mosquitto -> spotagent -> PostgreSQL, QoS 0 ($N messages)"
-AGENT_ID="$AGENT_ID-q0"
-start_agent --mqtt-qos 0 --log-level warn
-agent_run 0 e2eq0
+    section "3. publisher -> Mosquitto -> spotagent -> PostgreSQL, QoS 0 ($N messages)"
+    AGENT_ID="$AGENT_ID-q0"
+    start_agent --mqtt-qos 0 --log-level warn --http-listen "127.0.0.1:$HTTP_PORT"
+    agent_run 0 e2eq0
+fi
 
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$AGENT_PID/status"; }
+# pg_caught_up N: the agent received N messages and its PostgreSQL sink
+# has nothing left to write.
+pg_caught_up() {
+    curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v n="$1" '
+        $1 ~ /^spotagent_messages_received_total[{]/ { r += $2 }
+        $1 == "spotagent_sink_backlog_messages{sink=\"pg\"}" { b = $2; seen = 1 }
+        END { exit !(r >= n && seen && b == 0) }'
+}
 
-section "4. resident memory over $LONG messages (QoS 1)"
-load 1 "$LONG" longrun all >"$TEST_TMP/pub.long.log" 2>&1 &
-PUB=$!
-samples=()
-while kill -0 "$PUB" 2>/dev/null; do
+if want 4; then
+    section "4. resident memory over $LONG messages (QoS 1)"
+    HTTP_PORT=$(free_port)
+    AGENT_ID="$AGENT_ID-mem"
+    AGENT_DATA=$TEST_TMP/agent-mem
+    start_agent --mqtt-qos 1 --log-level warn \
+        --http-listen "127.0.0.1:$HTTP_PORT"
+    cpu_mark "$AGENT_PID"
+    load 1 "$LONG" longrun all >"$TEST_TMP/pub.long.log" 2>&1 &
+    PUB=$!
+    samples=()
+    while kill -0 "$PUB" 2>/dev/null; do
+        samples+=("$(rss_kb)")
+        sleep 2
+    done
+    wait "$PUB" || true
+    wait_until 600 pg_caught_up "$LONG" || echo "(the PostgreSQL sink did not catch up)"
     samples+=("$(rss_kb)")
-    sleep 2
-done
-wait "$PUB" || true
-wait_until 600 pg_count_ge "$LONG" air_quality "apikey = 'longrun'" || true
-samples+=("$(rss_kb)")
-echo "publisher: $(tail -1 "$TEST_TMP/pub.long.log")"
-echo "RSS samples (KiB, every 2 s): ${samples[*]}"
+    echo "publisher: $(tail -1 "$TEST_TMP/pub.long.log")"
+    cpu_report "$LONG" spotagent
+    echo "RSS samples (KiB, every 2 s): ${samples[*]}"
 
-section "4. resident memory while PostgreSQL is down ($N messages queued in the journal)"
-before=$(rss_kb)
-stop_postgres
-load 1 "$N" pgdown >"$TEST_TMP/pub.down.log" 2>&1
-during=$(rss_kb)
-journal=$(du -sk "$AGENT_DATA/journal" | cut -f1)
-restart_postgres
-wait_until 600 pg_count_ge "$N" air_quality "apikey = 'pgdown'" || true
-after=$(rss_kb)
-echo "publisher: $(tail -1 "$TEST_TMP/pub.down.log")"
-echo "RSS before: $before KiB, with $N messages backlogged: $during KiB (journal on disk: $journal KiB), after catching up: $after KiB"
-echo "rows landed after PostgreSQL came back: $(pg_count air_quality "apikey = 'pgdown'")"
-stop_agent 60 >/dev/null || true
+    section "4. resident memory while PostgreSQL is down ($N messages queued in the journal)"
+    before=$(rss_kb)
+    stop_postgres
+    load 1 "$N" pgdown >"$TEST_TMP/pub.down.log" 2>&1
+    during=$(rss_kb)
+    journal=$(du -sk "$AGENT_DATA/journal" | cut -f1)
+    restart_postgres
+    wait_until 600 pg_count_ge "$N" air_quality "apikey = 'pgdown'" || true
+    after=$(rss_kb)
+    echo "publisher: $(tail -1 "$TEST_TMP/pub.down.log")"
+    echo "RSS before: $before KiB, with $N messages backlogged: $during KiB (journal on disk: $journal KiB), after catching up: $after KiB"
+    echo "rows landed after PostgreSQL came back: $(pg_count air_quality "apikey = 'pgdown'")"
+    stop_agent 60 >/dev/null || true
+fi
 
+want 5 || exit 0
 section "5. publisher -> Mosquitto -> spotagent -> NGSI test server, QoS 1 ($N messages, all verticals)"
 # A separate script (runnable alone); BENCH_AGENT_CMD and its companions
 # are described there.

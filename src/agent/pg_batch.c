@@ -1,20 +1,31 @@
 /*
- * Multi-row parameterised INSERTs for the PostgreSQL sink (see
- * pg_batch.h). Owned by the sink thread.
+ * The rows of one PostgreSQL transaction, and the statements that send
+ * them (see pg_batch.h). Owned by the sink thread.
  *
- * Storage: every value of the batch is appended to one arena (text values
- * NUL-terminated, as libpq wants text parameters); each table keeps one
- * slot (arena offset, length or -1 for NULL) per column per row. Pointers
- * into the arena are made only in pg_batch_exec(), after the last append,
- * so the arena may move while the batch fills.
+ * Storage: every value of the batch is appended to one arena in
+ * PostgreSQL's binary format (the bytes of its typsend/typrecv functions:
+ * float8 and int4 big-endian, timestamptz as big-endian microseconds since
+ * 2000-01-01, boolean one byte, jsonb a version byte then the text, text
+ * and bytea their bytes); each table keeps one slot (arena offset, length
+ * or -1 for NULL) per column per row. Pointers into the arena are made
+ * only when sending, after the last append, so the arena may move while
+ * the batch fills. The same bytes serve both ways of sending:
  *
- * Statements: parsing and planning a 500-row VALUES list costs PostgreSQL
- * as much as inserting the rows, so each table's rows go out by prepared
- * statements of a few fixed row counts (SPOT_PG_BATCH_ROWS and the powers
- * of two below it, largest first: a full batch is one statement, any other
- * count at most ten), prepared on first use on each connection. If the
- * server loses them (SQLSTATE 26000: a transaction-mode pooler), the batch
- * falls back to one-off PQexecParams statements for good.
+ * COPY (pg_batch_copy): one COPY ... FROM STDIN (FORMAT binary) per data
+ * table: each value is length-prefixed, so no payload byte can be taken
+ * for a delimiter or an escape, and the server parses no text. COPY has no
+ * ON CONFLICT: a row whose natural key is already stored (a redelivery)
+ * fails the statement with unique_violation and the caller sends the
+ * batch again by INSERT. Rejected messages always go by INSERT.
+ *
+ * INSERT (pg_batch_insert): parsing and planning a 500-row VALUES list
+ * costs PostgreSQL as much as inserting the rows, so each table's rows go
+ * out by prepared statements of a few fixed row counts (SPOT_PG_BATCH_ROWS
+ * and the powers of two below it, largest first: a full batch is one
+ * statement, any other count at most ten), prepared on first use on each
+ * connection, with every parameter binary. If the server loses them
+ * (SQLSTATE 26000: a transaction-mode pooler), the batch falls back to
+ * one-off PQexecParams statements for good.
  */
 #include <limits.h>
 #include <math.h>
@@ -33,6 +44,13 @@
 /* PostgreSQL's wire protocol counts parameters in 16 bits. */
 #define MAX_PARAMS 65535
 #define SHA256_LEN 32
+/* 2000-01-01T00:00:00Z, PostgreSQL's epoch, in µs since 1970. */
+#define PG_EPOCH_US 946684800000000LL
+/* Binary COPY: signature, flags, header extension length. */
+#define COPY_HEADER     "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0"
+#define COPY_HEADER_LEN 19
+/* Bytes of COPY data per CopyData message. */
+#define COPY_CHUNK (32 * 1024)
 /* Row counts that get a prepared statement: SPOT_PG_BATCH_ROWS and the
  * powers of two below it. */
 #define MAX_SIZES 24
@@ -42,13 +60,27 @@ struct slot {
     int len; /* -1: SQL NULL */
 };
 
+/* The binary representation a column's values take (the layout's types
+ * that are inserted; text for any other). */
+enum col_kind {
+    KIND_TEXT,
+    KIND_FLOAT8,
+    KIND_INT4,
+    KIND_BOOL,
+    KIND_TIMESTAMPTZ,
+    KIND_JSONB,
+    KIND_BYTEA,
+};
+
 struct tbl {
     const struct pg_table *t;
     size_t ins[PG_MAX_COLUMNS]; /* layout columns that are inserted */
     size_t n_ins;
-    int fmt[PG_MAX_COLUMNS];  /* 1: binary parameter */
-    struct pg_sql prefix;     /* INSERT INTO ... VALUES */
-    const char *suffix;       /* ON CONFLICT ... */
+    enum col_kind kind[PG_MAX_COLUMNS]; /* per inserted column */
+    struct pg_sql prefix;               /* INSERT INTO ... VALUES */
+    struct pg_sql copy;                 /* COPY ... FROM STDIN */
+    bool copy_ok;       /* the database's columns have the layout's types */
+    const char *suffix; /* ON CONFLICT ... */
     bool prepared[MAX_SIZES]; /* on the current connection */
     struct slot *slots;
     size_t n_slots;
@@ -68,7 +100,31 @@ struct pg_batch {
     const char **values;
     int *lengths;
     int *formats;
+    Oid *types;
+    char *stream; /* COPY data being built */
+    size_t stream_len;
+    size_t stream_cap;
 };
+
+static enum col_kind kind_of(const char *type)
+{
+    static const struct {
+        const char *type;
+        enum col_kind kind;
+    } kinds[] = {
+        {"double precision", KIND_FLOAT8},
+        {"integer", KIND_INT4},
+        {"boolean", KIND_BOOL},
+        {"timestamptz", KIND_TIMESTAMPTZ},
+        {"jsonb", KIND_JSONB},
+        {"bytea", KIND_BYTEA},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(type, kinds[i].type) == 0)
+            return kinds[i].kind;
+    }
+    return KIND_TEXT;
+}
 
 /* --- life cycle ----------------------------------------------------------- */
 
@@ -93,7 +149,7 @@ int pg_batch_new(struct pg_batch **out, const struct pg_layout *layout)
         for (size_t c = 0; c < t->t->n_cols; c++) {
             if (t->t->cols[c].src == PG_SRC_ID)
                 continue;
-            t->fmt[t->n_ins] = t->t->cols[c].binary ? 1 : 0;
+            t->kind[t->n_ins] = kind_of(t->t->cols[c].type);
             t->ins[t->n_ins++] = c;
         }
         t->suffix = i == PG_TABLE_REJECTED
@@ -103,7 +159,8 @@ int pg_batch_new(struct pg_batch **out, const struct pg_layout *layout)
     b->values = malloc(MAX_PARAMS * sizeof *b->values);
     b->lengths = malloc(MAX_PARAMS * sizeof *b->lengths);
     b->formats = malloc(MAX_PARAMS * sizeof *b->formats);
-    if (!b->values || !b->lengths || !b->formats) {
+    b->types = malloc(MAX_PARAMS * sizeof *b->types);
+    if (!b->values || !b->lengths || !b->formats || !b->types) {
         pg_batch_free(b);
         return SPOT_ENOMEM;
     }
@@ -117,32 +174,49 @@ void pg_batch_free(struct pg_batch *b)
         return;
     for (int i = 0; i < PG_TABLE_COUNT; i++) {
         pg_sql_free(&b->tbl[i].prefix);
+        pg_sql_free(&b->tbl[i].copy);
         free(b->tbl[i].slots);
     }
     free(b->arena);
+    free(b->stream);
     pg_sql_free(&b->sql);
     free(b->values);
     free(b->lengths);
     free(b->formats);
+    free(b->types);
     free(b);
 }
 
-int pg_batch_prepare(struct pg_batch *b, PGconn *conn, const char *schema)
+/* Appends "schema"."table" ("c1", ...) to q. */
+static void add_target(struct pg_sql *q, PGconn *conn, const char *schema,
+                       const struct tbl *t)
+{
+    pg_sql_qualified(q, conn, schema, t->t->name);
+    pg_sql_add(q, " (");
+    for (size_t c = 0; c < t->n_ins; c++) {
+        if (c)
+            pg_sql_add(q, ", ");
+        pg_sql_ident(q, conn, t->t->cols[t->ins[c]].name);
+    }
+    pg_sql_add(q, ")");
+}
+
+int pg_batch_prepare(struct pg_batch *b, PGconn *conn, const char *schema,
+                     const bool types_ok[PG_TABLE_COUNT])
 {
     for (int i = 0; i < PG_TABLE_COUNT; i++) {
         struct tbl *t = &b->tbl[i];
         memset(t->prepared, 0, sizeof t->prepared);
+        t->copy_ok = types_ok ? types_ok[i] : true;
         pg_sql_reset(&t->prefix);
         pg_sql_add(&t->prefix, "INSERT INTO ");
-        pg_sql_qualified(&t->prefix, conn, schema, t->t->name);
-        pg_sql_add(&t->prefix, " (");
-        for (size_t c = 0; c < t->n_ins; c++) {
-            if (c)
-                pg_sql_add(&t->prefix, ", ");
-            pg_sql_ident(&t->prefix, conn, t->t->cols[t->ins[c]].name);
-        }
-        pg_sql_add(&t->prefix, ") VALUES ");
-        if (t->prefix.oom)
+        add_target(&t->prefix, conn, schema, t);
+        pg_sql_add(&t->prefix, " VALUES ");
+        pg_sql_reset(&t->copy);
+        pg_sql_add(&t->copy, "COPY ");
+        add_target(&t->copy, conn, schema, t);
+        pg_sql_add(&t->copy, " FROM STDIN (FORMAT binary)");
+        if (t->prefix.oom || t->copy.oom)
             return SPOT_ENOMEM;
     }
     return SPOT_OK;
@@ -219,20 +293,36 @@ static void put_null(struct tbl *t)
     t->n_slots++;
 }
 
-/* Copies n bytes plus a NUL. */
-static int put_bytes(struct pg_batch *b, struct tbl *t, const void *s, size_t n)
+/* Reserves n bytes of a new value of t; NULL when out of memory. */
+static unsigned char *put_reserve(struct pg_batch *b, struct tbl *t, size_t n)
 {
-    if (n > INT_MAX - 1)
-        return SPOT_ETOOBIG;
-    size_t off = arena_reserve(b, n + 1);
+    size_t off = arena_reserve(b, n);
     if (off == SIZE_MAX)
-        return SPOT_ENOMEM;
-    if (n)
-        memcpy(b->arena + off, s, n);
-    b->arena[off + n] = '\0';
+        return NULL;
     t->slots[t->n_slots].off = off;
     t->slots[t->n_slots].len = (int)n;
     t->n_slots++;
+    return (unsigned char *)b->arena + off;
+}
+
+static void be_put(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+/* Copies n bytes (text, bytea). */
+static int put_bytes(struct pg_batch *b, struct tbl *t, const void *s, size_t n)
+{
+    if (n > INT_MAX)
+        return SPOT_ETOOBIG;
+    unsigned char *p = put_reserve(b, t, n);
+    if (!p)
+        return SPOT_ENOMEM;
+    if (n)
+        memcpy(p, s, n);
     return SPOT_OK;
 }
 
@@ -245,18 +335,56 @@ static int put_str(struct pg_batch *b, struct tbl *t, const char *s)
     return put_bytes(b, t, s, strlen(s));
 }
 
+/* timestamptz: µs since 2000-01-01, big-endian. */
 static int put_time(struct pg_batch *b, struct tbl *t, int64_t us)
 {
-    char buf[32];
-    validate_format_time(us, buf);
-    return put_str(b, t, buf);
+    unsigned char *p = put_reserve(b, t, 8);
+    if (!p)
+        return SPOT_ENOMEM;
+    be_put(p, (uint64_t)(us - PG_EPOCH_US), 8);
+    return SPOT_OK;
 }
 
-static int put_int(struct pg_batch *b, struct tbl *t, long long v)
+static int put_int4(struct pg_batch *b, struct tbl *t, int32_t v)
 {
-    char buf[24];
-    int n = snprintf(buf, sizeof buf, "%lld", v);
-    return put_bytes(b, t, buf, (size_t)n);
+    unsigned char *p = put_reserve(b, t, 4);
+    if (!p)
+        return SPOT_ENOMEM;
+    be_put(p, (uint32_t)v, 4);
+    return SPOT_OK;
+}
+
+static int put_float8(struct pg_batch *b, struct tbl *t, double d)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    unsigned char *p = put_reserve(b, t, 8);
+    if (!p)
+        return SPOT_ENOMEM;
+    be_put(p, bits, 8);
+    return SPOT_OK;
+}
+
+static int put_bool(struct pg_batch *b, struct tbl *t, bool v)
+{
+    unsigned char *p = put_reserve(b, t, 1);
+    if (!p)
+        return SPOT_ENOMEM;
+    p[0] = v ? 1 : 0;
+    return SPOT_OK;
+}
+
+/* jsonb: version 1, then the JSON text. */
+static int put_jsonb(struct pg_batch *b, struct tbl *t, const char *s, size_t n)
+{
+    if (n > INT_MAX - 1)
+        return SPOT_ETOOBIG;
+    unsigned char *p = put_reserve(b, t, n + 1);
+    if (!p)
+        return SPOT_ENOMEM;
+    p[0] = 1;
+    memcpy(p + 1, s, n);
+    return SPOT_OK;
 }
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid.
@@ -307,9 +435,9 @@ static int put_text_sanitized(struct pg_batch *b, struct tbl *t, const char *s,
         put_null(t);
         return SPOT_OK;
     }
-    if (n > (INT_MAX - 1) / 3)
+    if (n > INT_MAX / 3)
         return SPOT_ETOOBIG;
-    size_t off = arena_reserve(b, 3 * n + 1);
+    size_t off = arena_reserve(b, 3 * n);
     if (off == SIZE_MAX)
         return SPOT_ENOMEM;
     const unsigned char *p = (const unsigned char *)s;
@@ -328,8 +456,7 @@ static int put_text_sanitized(struct pg_batch *b, struct tbl *t, const char *s,
             i += len;
         }
     }
-    o[k] = '\0';
-    b->len = off + k + 1; /* give back what the worst case reserved */
+    b->len = off + k; /* give back what the worst case reserved */
     t->slots[t->n_slots].off = off;
     t->slots[t->n_slots].len = (int)k;
     t->n_slots++;
@@ -349,75 +476,103 @@ static bool json_has_nul_escape(const char *s, size_t n)
     return false;
 }
 
-/* Why a value cannot be stored, written into why; or false. */
-static bool value_unstorable(const struct pg_column *c, const struct value *v,
-                             const char *field, char *why, size_t whylen)
+static const char *kind_name(enum col_kind k)
 {
-    bool integer_col = strcmp(c->type, "integer") == 0;
-    switch (v->kind) {
-    case VALUE_INTEGER:
-        if (integer_col && (v->integer < INT_MIN || v->integer > INT_MAX)) {
-            snprintf(why, whylen,
-                     "field %s: %lld is outside PostgreSQL integer", field,
-                     v->integer);
-            return true;
-        }
-        return false;
-    case VALUE_NUMBER:
-        if (integer_col && (v->number != floor(v->number) ||
-                            v->number < INT_MIN || v->number > INT_MAX)) {
-            snprintf(why, whylen, "field %s: %g is not a PostgreSQL integer",
-                     field, v->number);
-            return true;
-        }
-        return false;
-    case VALUE_TEXT:
-    case VALUE_TIME:
-        if (v->text && memchr(v->text, '\0', v->text_len)) {
-            snprintf(why, whylen,
-                     "field %s: text holds a NUL character, which "
-                     "PostgreSQL cannot store",
-                     field);
-            return true;
-        }
-        return false;
-    default:
-        return false;
+    switch (k) {
+    case KIND_TEXT:
+        return "text";
+    case KIND_FLOAT8:
+        return "double precision";
+    case KIND_INT4:
+        return "integer";
+    case KIND_BOOL:
+        return "boolean";
+    case KIND_TIMESTAMPTZ:
+        return "timestamptz";
+    case KIND_JSONB:
+        return "jsonb";
+    case KIND_BYTEA:
+        return "bytea";
     }
+    return "?";
 }
 
-static int put_value(struct pg_batch *b, struct tbl *t,
-                     const struct pg_column *c, const struct value *v)
+/* The double PostgreSQL's float8in would make of the number's text. */
+static double exact_number(const struct value *v)
 {
-    switch (v->kind) {
-    case VALUE_ABSENT:
-    case VALUE_NULL:
+    if (v->number_exact || !v->text)
+        return v->number;
+    return strtod(v->text, NULL); /* the validator NUL-terminates it */
+}
+
+/* Appends the value of a schema field in the binary form of its column.
+ * Returns SPOT_OK, SPOT_ENOMEM, SPOT_ETOOBIG, or SPOT_EINVAL with why
+ * filled when PostgreSQL could not store the value (nothing added). */
+static int put_value(struct pg_batch *b, struct tbl *t, enum col_kind kind,
+                     const struct value *v, const char *field, char *why,
+                     size_t whylen)
+{
+    if (v->kind == VALUE_ABSENT || v->kind == VALUE_NULL) {
         put_null(t);
         return SPOT_OK;
-    case VALUE_INTEGER:
-        return put_int(b, t, v->integer);
-    case VALUE_NUMBER:
-        if (strcmp(c->type, "integer") == 0)
-            return put_int(b, t, (long long)v->number);
-        if (v->text)
-            return put_bytes(b, t, v->text,
-                             v->text_len ? v->text_len : strlen(v->text));
-        char buf[32];
-        int n = snprintf(buf, sizeof buf, "%.17g", v->number);
-        return put_bytes(b, t, buf, (size_t)n);
-    case VALUE_BOOL:
-        return put_str(b, t, v->boolean ? "true" : "false");
-    case VALUE_TEXT:
-    case VALUE_TIME:
+    }
+    switch (kind) {
+    case KIND_FLOAT8:
+        if (v->kind == VALUE_NUMBER || v->kind == VALUE_INTEGER)
+            return put_float8(b, t, exact_number(v));
+        break;
+    case KIND_INT4:
+        if (v->kind == VALUE_INTEGER) {
+            if (v->integer < INT32_MIN || v->integer > INT32_MAX) {
+                snprintf(why, whylen,
+                         "field %s: %lld is outside PostgreSQL integer", field,
+                         v->integer);
+                return SPOT_EINVAL;
+            }
+            return put_int4(b, t, (int32_t)v->integer);
+        }
+        if (v->kind == VALUE_NUMBER) {
+            if (v->number != floor(v->number) || v->number < INT32_MIN ||
+                v->number > INT32_MAX) {
+                snprintf(why, whylen,
+                         "field %s: %g is not a PostgreSQL integer", field,
+                         v->number);
+                return SPOT_EINVAL;
+            }
+            return put_int4(b, t, (int32_t)v->number);
+        }
+        break;
+    case KIND_BOOL:
+        if (v->kind == VALUE_BOOL)
+            return put_bool(b, t, v->boolean);
+        break;
+    case KIND_TIMESTAMPTZ:
+        if (v->kind == VALUE_TIME)
+            return put_time(b, t, v->time_us);
+        break;
+    case KIND_TEXT:
+        if (v->kind == VALUE_BOOL)
+            return put_str(b, t, v->boolean ? "true" : "false");
         if (!v->text) {
             put_null(t);
             return SPOT_OK;
         }
+        if (memchr(v->text, '\0', v->text_len)) {
+            snprintf(why, whylen,
+                     "field %s: text holds a NUL character, which "
+                     "PostgreSQL cannot store",
+                     field);
+            return SPOT_EINVAL;
+        }
         return put_bytes(b, t, v->text,
                          v->text_len ? v->text_len : strlen(v->text));
+    case KIND_JSONB:
+    case KIND_BYTEA:
+        break;
     }
-    put_null(t);
-    return SPOT_OK;
+    snprintf(why, whylen, "field %s: no way to store this value in a %s column",
+             field, kind_name(kind));
+    return SPOT_EINVAL;
 }
 
 /* --- rejected_message.fingerprint ------------------------------------------
@@ -535,20 +690,15 @@ static int add_row(struct pg_batch *b, const struct record *r, char *why,
             rc = put_str(b, t, path);
             break;
         case PG_SRC_TIME_INSTANT:
-            rc = put_str(b, t, r->time_instant_text);
+            rc = put_time(b, t, r->time_instant_us);
             break;
         case PG_SRC_RECEIVED_AT:
             rc = put_time(b, t, r->received_us);
             break;
-        case PG_SRC_FIELD: {
-            const struct value *v = &r->values[c->field];
-            const char *fname = r->schema->fields[c->field].name;
-            if (value_unstorable(c, v, fname, why, whylen))
-                rc = SPOT_EINVAL;
-            else
-                rc = put_value(b, t, c, v);
+        case PG_SRC_FIELD:
+            rc = put_value(b, t, t->kind[i], &r->values[c->field],
+                           r->schema->fields[c->field].name, why, whylen);
             break;
-        }
         case PG_SRC_EXTRA:
         case PG_SRC_ATTRS:
             if (!r->extra_json) {
@@ -559,7 +709,7 @@ static int add_row(struct pg_batch *b, const struct record *r, char *why,
                          "cannot store");
                 rc = SPOT_EINVAL;
             } else {
-                rc = put_bytes(b, t, r->extra_json, extra_len);
+                rc = put_jsonb(b, t, r->extra_json, extra_len);
             }
             break;
         default:
@@ -618,6 +768,28 @@ int pg_batch_add_record(struct pg_batch *b, const struct record *r,
 
 /* --- sending -------------------------------------------------------------- */
 
+/* The type OID a value of kind k is sent as (pg_type.h). */
+static Oid oid_of(enum col_kind k)
+{
+    switch (k) {
+    case KIND_TEXT:
+        return 25;
+    case KIND_FLOAT8:
+        return 701;
+    case KIND_INT4:
+        return 23;
+    case KIND_BOOL:
+        return 16;
+    case KIND_TIMESTAMPTZ:
+        return 1184;
+    case KIND_JSONB:
+        return 3802;
+    case KIND_BYTEA:
+        return 17;
+    }
+    return 0;
+}
+
 static void build_sql(struct pg_batch *b, const struct tbl *t, size_t rows)
 {
     pg_sql_reset(&b->sql);
@@ -648,7 +820,9 @@ static size_t pick_size(const struct pg_batch *b, size_t left, size_t cap)
 
 /* Sends n rows of t from slot s, by the prepared statement of size index
  * k (prepared on first use on this connection) or, when the server does
- * not keep named statements, as a one-off statement. */
+ * not keep named statements, as a one-off statement. Parameters are
+ * declared with the layout's types, so a column an administrator changed
+ * to another type still gets PostgreSQL's assignment cast. */
 static PGresult *send_rows(struct pg_batch *b, PGconn *conn, struct tbl *t,
                            size_t k, size_t n, int np, char *err, size_t errlen)
 {
@@ -656,7 +830,7 @@ static PGresult *send_rows(struct pg_batch *b, PGconn *conn, struct tbl *t,
         build_sql(b, t, n);
         if (b->sql.oom)
             return NULL;
-        return PQexecParams(conn, b->sql.s, np, NULL, b->values, b->lengths,
+        return PQexecParams(conn, b->sql.s, np, b->types, b->values, b->lengths,
                             b->formats, 0);
     }
     char name[48];
@@ -665,7 +839,7 @@ static PGresult *send_rows(struct pg_batch *b, PGconn *conn, struct tbl *t,
         build_sql(b, t, n);
         if (b->sql.oom)
             return NULL;
-        PGresult *res = PQprepare(conn, name, b->sql.s, 0, NULL);
+        PGresult *res = PQprepare(conn, name, b->sql.s, np, b->types);
         int rc = pg_result_check(conn, res, PGRES_COMMAND_OK, err, errlen);
         PQclear(res);
         if (rc != SPOT_OK)
@@ -675,8 +849,16 @@ static PGresult *send_rows(struct pg_batch *b, PGconn *conn, struct tbl *t,
     return PQexecPrepared(conn, name, np, b->values, b->lengths, b->formats, 0);
 }
 
-static int exec_table(struct pg_batch *b, PGconn *conn, struct tbl *t,
-                      char *err, size_t errlen)
+/* Appends " (table t)" to err. */
+static void name_table(const struct tbl *t, char *err, size_t errlen)
+{
+    size_t used = strlen(err);
+    if (used + 1 < errlen)
+        snprintf(err + used, errlen - used, " (table %s)", t->t->name);
+}
+
+static int insert_table(struct pg_batch *b, PGconn *conn, struct tbl *t,
+                        char *err, size_t errlen)
 {
     size_t rows = t->n_slots / t->n_ins;
     size_t cap = MAX_PARAMS / t->n_ins;
@@ -691,7 +873,8 @@ static int exec_table(struct pg_batch *b, PGconn *conn, struct tbl *t,
         for (size_t i = 0; i < np; i++) {
             b->values[i] = s[i].len < 0 ? NULL : b->arena + s[i].off;
             b->lengths[i] = s[i].len < 0 ? 0 : s[i].len;
-            b->formats[i] = t->fmt[i % t->n_ins];
+            b->formats[i] = 1;
+            b->types[i] = oid_of(t->kind[i % t->n_ins]);
         }
         PGresult *res = send_rows(b, conn, t, k, n, (int)np, err, errlen);
         int rc;
@@ -717,9 +900,7 @@ static int exec_table(struct pg_batch *b, PGconn *conn, struct tbl *t,
         }
         PQclear(res);
         if (rc != SPOT_OK) {
-            size_t used = strlen(err);
-            if (used + 1 < errlen)
-                snprintf(err + used, errlen - used, " (table %s)", t->t->name);
+            name_table(t, err, errlen);
             return rc;
         }
         done += n;
@@ -727,13 +908,171 @@ static int exec_table(struct pg_batch *b, PGconn *conn, struct tbl *t,
     return SPOT_OK;
 }
 
-int pg_batch_exec(struct pg_batch *b, PGconn *conn, char *err, size_t errlen)
+int pg_batch_insert(struct pg_batch *b, PGconn *conn, char *err, size_t errlen)
 {
     for (int i = 0; i < PG_TABLE_COUNT; i++) {
         struct tbl *t = &b->tbl[i];
         if (t->n_slots == 0)
             continue;
-        int rc = exec_table(b, conn, t, err, errlen);
+        int rc = insert_table(b, conn, t, err, errlen);
+        if (rc != SPOT_OK)
+            return rc;
+    }
+    return SPOT_OK;
+}
+
+/* --- COPY ----------------------------------------------------------------- */
+
+static int stream_reserve(struct pg_batch *b, size_t n)
+{
+    if (b->stream_len + n <= b->stream_cap)
+        return SPOT_OK;
+    size_t cap = b->stream_cap ? b->stream_cap : 64 * 1024;
+    while (cap < b->stream_len + n)
+        cap *= 2;
+    char *p = realloc(b->stream, cap);
+    if (!p)
+        return SPOT_ENOMEM;
+    b->stream = p;
+    b->stream_cap = cap;
+    return SPOT_OK;
+}
+
+static void stream_be(struct pg_batch *b, uint32_t v, int n)
+{
+    be_put((unsigned char *)b->stream + b->stream_len, v, n);
+    b->stream_len += (size_t)n;
+}
+
+int pg_batch_copy_stream(struct pg_batch *b, int table, const char **data,
+                         size_t *len)
+{
+    if (table < 0 || table >= PG_TABLE_COUNT)
+        return SPOT_EINVAL;
+    const struct tbl *t = &b->tbl[table];
+    size_t rows = t->n_slots / t->n_ins;
+    /* header, per row a field count and per field a length, trailer;
+     * values at most the whole arena */
+    size_t need = COPY_HEADER_LEN + rows * (2 + 4 * t->n_ins) + b->len + 2;
+    b->stream_len = 0;
+    if (stream_reserve(b, need) != SPOT_OK)
+        return SPOT_ENOMEM;
+    memcpy(b->stream, COPY_HEADER, COPY_HEADER_LEN);
+    b->stream_len = COPY_HEADER_LEN;
+    const struct slot *s = t->slots;
+    for (size_t r = 0; r < rows; r++) {
+        stream_be(b, (uint32_t)t->n_ins, 2);
+        for (size_t c = 0; c < t->n_ins; c++, s++) {
+            stream_be(b, (uint32_t)s->len, 4); /* -1: NULL */
+            if (s->len > 0) {
+                memcpy(b->stream + b->stream_len, b->arena + s->off,
+                       (size_t)s->len);
+                b->stream_len += (size_t)s->len;
+            }
+        }
+    }
+    stream_be(b, 0xffffu, 2); /* trailer: -1 */
+    *data = b->stream;
+    *len = b->stream_len;
+    return SPOT_OK;
+}
+
+/* Classifies a refused COPY (connection fine). */
+static enum pg_copy_refusal refusal_of(const char *st)
+{
+    if (st && strcmp(st, "23505") == 0)
+        return PG_COPY_DUPLICATE;
+    if (st && (strcmp(st, "0A000") == 0 || strcmp(st, "42501") == 0 ||
+               strcmp(st, "42809") == 0))
+        return PG_COPY_UNSUPPORTED;
+    return PG_COPY_DATA;
+}
+
+/* Ends a COPY in progress and reads its result. */
+static int copy_finish(PGconn *conn, const char *abort_msg,
+                       enum pg_copy_refusal *why, char *err, size_t errlen)
+{
+    int rc = SPOT_EAGAIN;
+    if (PQputCopyEnd(conn, abort_msg) != 1) {
+        pg_one_line(err, errlen, "ending COPY: ", PQerrorMessage(conn));
+        return SPOT_EAGAIN;
+    }
+    PGresult *res = PQgetResult(conn);
+    rc = pg_result_check(conn, res, PGRES_COMMAND_OK, err, errlen);
+    if (rc != SPOT_OK && PQstatus(conn) == CONNECTION_OK && res &&
+        PQresultStatus(res) == PGRES_FATAL_ERROR) {
+        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        enum pg_copy_refusal r = refusal_of(st);
+        if (rc == SPOT_EPEER || r != PG_COPY_DATA) {
+            *why = r;
+            rc = SPOT_EPEER;
+        }
+    }
+    PQclear(res);
+    while ((res = PQgetResult(conn)) != NULL)
+        PQclear(res);
+    return rc;
+}
+
+static int copy_table(struct pg_batch *b, PGconn *conn, struct tbl *t,
+                      enum pg_copy_refusal *why, char *err, size_t errlen)
+{
+    const char *data;
+    size_t len;
+    if (pg_batch_copy_stream(b, (int)(t - b->tbl), &data, &len) != SPOT_OK) {
+        snprintf(err, errlen, "out of memory building COPY data");
+        return SPOT_EAGAIN;
+    }
+    PGresult *res = PQexec(conn, t->copy.s);
+    int rc = pg_result_check(conn, res, PGRES_COPY_IN, err, errlen);
+    if (rc != SPOT_OK && PQstatus(conn) == CONNECTION_OK && res &&
+        PQresultStatus(res) == PGRES_FATAL_ERROR) {
+        enum pg_copy_refusal r =
+            refusal_of(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+        if (rc == SPOT_EPEER || r != PG_COPY_DATA) {
+            *why = r;
+            rc = SPOT_EPEER;
+        }
+    }
+    PQclear(res);
+    if (rc != SPOT_OK)
+        return rc;
+    /* One CopyData message per COPY_CHUNK: the server reads each into a
+     * buffer it reuses, where one message of the whole table would make it
+     * allocate (and page-fault, and unmap) a buffer of that size per
+     * statement. */
+    while (len > 0) {
+        int n = len > COPY_CHUNK ? COPY_CHUNK : (int)len;
+        if (PQputCopyData(conn, data, n) != 1) {
+            pg_one_line(err, errlen,
+                        "sending COPY data: ", PQerrorMessage(conn));
+            copy_finish(conn, "send failed", why, err, errlen);
+            return SPOT_EAGAIN;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return copy_finish(conn, NULL, why, err, errlen);
+}
+
+int pg_batch_copy(struct pg_batch *b, PGconn *conn, enum pg_copy_refusal *why,
+                  char *err, size_t errlen)
+{
+    for (int i = 0; i < PG_TABLE_COUNT; i++) {
+        struct tbl *t = &b->tbl[i];
+        if (t->n_slots == 0)
+            continue;
+        int rc;
+        if (i != PG_TABLE_REJECTED && t->copy_ok) {
+            err[0] = '\0';
+            rc = copy_table(b, conn, t, why, err, errlen);
+            if (rc != SPOT_OK)
+                name_table(t, err, errlen);
+        } else {
+            rc = insert_table(b, conn, t, err, errlen);
+            if (rc == SPOT_EPEER)
+                *why = PG_COPY_DATA;
+        }
         if (rc != SPOT_OK)
             return rc;
     }

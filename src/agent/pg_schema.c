@@ -383,6 +383,7 @@ struct mig_ctx {
     struct pg_sql sql;
     char *err;
     size_t errlen;
+    bool *types_ok; /* per layout table, or NULL */
 };
 
 struct migration {
@@ -557,9 +558,10 @@ static const char *catalog_column(const PGresult *cat, const char *table,
 }
 
 static int reconcile_table(struct mig_ctx *m, const PGresult *cat,
-                           const struct pg_table *t)
+                           const struct pg_table *t, bool *types_ok)
 {
     int rc;
+    *types_ok = true;
     if (!catalog_has_table(cat, t->name)) {
         rc = create_table(m, t);
         if (rc == SPOT_OK)
@@ -571,6 +573,8 @@ static int reconcile_table(struct mig_ctx *m, const PGresult *cat,
         const char *have = catalog_column(cat, t->name, c->name);
         const char *want = catalog_type_name(c->type);
         if (have) {
+            if (strcmp(have, want) != 0)
+                *types_ok = false;
             if (strcmp(have, want) != 0)
                 log_msg(LOG_WARN, MOD,
                         "column %s.%s.%s is %s in the database but %s in "
@@ -739,9 +743,12 @@ static int migrate_locked(struct mig_ctx *m)
             goto out;
     }
     for (int i = 0; i < PG_TABLE_COUNT; i++) {
-        rc = reconcile_table(m, cat, &m->layout->tables[i]);
+        bool ok;
+        rc = reconcile_table(m, cat, &m->layout->tables[i], &ok);
         if (rc != SPOT_OK)
             goto out;
+        if (m->types_ok)
+            m->types_ok[i] = ok;
     }
     if (!catalog_has_table(cat, "spotagent_checkpoint")) {
         rc = create_checkpoint_table(m);
@@ -755,7 +762,8 @@ out:
 }
 
 int pg_schema_migrate(PGconn *conn, const char *schema,
-                      const struct pg_layout *layout, char *err, size_t errlen)
+                      const struct pg_layout *layout,
+                      bool types_ok[PG_TABLE_COUNT], char *err, size_t errlen)
 {
     struct mig_ctx m = {
         .conn = conn,
@@ -763,6 +771,7 @@ int pg_schema_migrate(PGconn *conn, const char *schema,
         .layout = layout,
         .err = err,
         .errlen = errlen,
+        .types_ok = types_ok,
     };
     int rc = pg_exec_simple(conn, "BEGIN", err, errlen);
     if (rc != SPOT_OK) {

@@ -100,12 +100,15 @@ int pg_schema_latest_version(void);
  * versioned migrations not yet recorded in spotagent_schema_version, then
  * adds any layout table or column that is missing from the database
  * (logging each), all in one transaction under pg_advisory_xact_lock so
- * that agents starting together do not collide. Returns SPOT_OK,
+ * that agents starting together do not collide. types_ok (may be NULL)
+ * gets, per layout table, whether every column has the layout's type (a
+ * differing type is reported, never changed). Returns SPOT_OK,
  * SPOT_EAGAIN (connection lost or server error: retry later) with a
  * message in err. The connection is idle again on return when it is still
  * usable. */
 int pg_schema_migrate(PGconn *conn, const char *schema,
-                      const struct pg_layout *layout, char *err, size_t errlen);
+                      const struct pg_layout *layout,
+                      bool types_ok[PG_TABLE_COUNT], char *err, size_t errlen);
 
 /* Classifies a result (NULL: out of memory or connection lost): SPOT_OK
  * when its status is want; SPOT_EPEER when the server refused the data

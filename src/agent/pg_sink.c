@@ -9,8 +9,24 @@
  * journal's, then repeatedly: gather up to SPOT_PG_BATCH_ROWS journal
  * records (the first read waits 200 ms so that a stop request is seen, the
  * rest take only what is there), validate and encode each into the batch,
- * and in one transaction insert the rows, the rejected messages and the
- * checkpoint; after COMMIT, commit the journal cursor.
+ * and in one transaction store the rows (binary COPY), the rejected
+ * messages (INSERT) and the database checkpoint. Design and costs:
+ * docs/internals/pg-sink.md.
+ *
+ * The database checkpoint, committed with the rows, is the one that
+ * counts: the journal cursor's checkpoint file (two fsyncs per write) is
+ * written at most every SPOT_PG_JOURNAL_COMMIT_MS, when the sink is idle,
+ * before any rewind and at stop. After a crash the sink seeks forward from
+ * the file's position to the database's (resume_from_db), so nothing is
+ * written twice and nothing is skipped.
+ *
+ * Duplicates: COPY has no ON CONFLICT, so a batch holding a row already
+ * stored (a redelivery after a crash or a reconnect) fails with
+ * unique_violation; it is rolled back and sent again by INSERT ... ON
+ * CONFLICT DO NOTHING, which keeps the first copy, and the next
+ * SPOT_PG_COPY_PAUSE_BATCHES batches go by INSERT too (redeliveries come
+ * in runs). A server that refuses COPY itself (row-level security, ...)
+ * gets INSERTs for the rest of the connection.
  *
  * Failures: a refused connection or statement (anything but a data error)
  * rolls back, drops the connection, rewinds the cursor and retries after an
@@ -76,6 +92,17 @@ struct pg_sink {
     size_t n_lat;
     uint64_t rejects[REJECT_COUNT];
 
+    /* COPY on this connection: off after the server refused it; paused
+     * for a number of batches after a duplicate. */
+    bool copy_off;
+    unsigned copy_pause;
+
+    /* The last position committed to the database, and whether the
+     * journal cursor's checkpoint file still lags behind it. */
+    struct journal_pos written;
+    bool unsynced;
+    int64_t synced_ms;
+
     struct backoff backoff;
     char err[ERR_LEN];
 };
@@ -140,12 +167,44 @@ static void disconnect(struct pg_sink *s)
     }
 }
 
+/* Writes the journal cursor's checkpoint at the last position the
+ * database committed, if it lags. */
+static void sync_journal(struct pg_sink *s)
+{
+    if (!s->unsynced)
+        return;
+    int rc = journal_cursor_commit(s->cursor, s->written);
+    if (rc != SPOT_OK)
+        log_msg(LOG_ERROR, MOD,
+                "journal checkpoint failed: %s (the database checkpoint "
+                "holds record %" PRIu64 ")",
+                spot_strerror(rc), s->written.seq);
+    s->unsynced = false;
+    s->synced_ms = spot_mono_ms();
+}
+
+/* Rewinds the cursor to the last position the database committed. */
+static int rewind_cursor(struct pg_sink *s)
+{
+    sync_journal(s);
+    return journal_cursor_rewind(s->cursor);
+}
+
+/* Records not yet in the database. */
+static uint64_t backlog(const struct pg_sink *s)
+{
+    if (!s->unsynced)
+        return journal_cursor_backlog(s->cursor);
+    uint64_t next = journal_next_seq(s->journal);
+    return next > s->written.seq ? next - s->written.seq : 0;
+}
+
 /* A failure that calls for a new connection: drop it, rewind, count. */
 static void sink_fail(struct pg_sink *s, const char *what)
 {
     metrics_sink_error(s->metrics, SINK_PG);
     disconnect(s);
-    int rc = journal_cursor_rewind(s->cursor);
+    int rc = rewind_cursor(s);
     if (rc != SPOT_OK)
         log_msg(LOG_ERROR, MOD, "journal rewind failed: %s", spot_strerror(rc));
     unsigned delay = backoff_next(&s->backoff);
@@ -313,10 +372,24 @@ static int sink_connect(struct pg_sink *s)
     log_msg(LOG_INFO, MOD, "connected to %s:%s/%s (server %d)",
             host ? host : "?", port ? port : "?", db ? db : "?",
             PQserverVersion(s->conn));
-    rc = pg_schema_migrate(s->conn, s->schema, &s->layout, s->err,
+    bool types_ok[PG_TABLE_COUNT];
+    rc = pg_schema_migrate(s->conn, s->schema, &s->layout, types_ok, s->err,
                            sizeof s->err);
+    const char *idt = PQparameterStatus(s->conn, "integer_datetimes");
+    if (rc == SPOT_OK && (!idt || strcmp(idt, "on") != 0)) {
+        /* timestamps travel in binary: microseconds as an integer */
+        snprintf(s->err, sizeof s->err,
+                 "the server keeps timestamps as floating point "
+                 "(integer_datetimes %s); spotagent needs PostgreSQL 10 or "
+                 "later",
+                 idt ? idt : "unknown");
+        disconnect(s);
+        return SPOT_EAGAIN;
+    }
+    s->copy_off = false;
+    s->copy_pause = 0;
     if (rc == SPOT_OK) {
-        rc = pg_batch_prepare(s->batch, s->conn, s->schema);
+        rc = pg_batch_prepare(s->batch, s->conn, s->schema, types_ok);
         if (rc == SPOT_OK)
             rc = build_checkpoint_sql(s);
         if (rc != SPOT_OK)
@@ -415,10 +488,12 @@ static int rollback_if_open(struct pg_sink *s)
     return SPOT_OK;
 }
 
-/* Writes the batch and the checkpoint `next` in one transaction. Returns
- * SPOT_OK, SPOT_EPEER (data refused, rolled back, connection usable) or
+/* Writes the batch and the checkpoint `next` in one transaction, by COPY
+ * when why is not NULL, else by INSERT. Returns SPOT_OK, SPOT_EPEER (data
+ * refused, rolled back, connection usable; *why says how for COPY) or
  * SPOT_EAGAIN; s->err says why. */
-static int txn_write(struct pg_sink *s, struct journal_pos next)
+static int txn_write(struct pg_sink *s, struct journal_pos next,
+                     enum pg_copy_refusal *why)
 {
     char seq[24], seg[24], off[24];
     snprintf(seq, sizeof seq, "%" PRIu64, next.seq);
@@ -429,7 +504,10 @@ static int txn_write(struct pg_sink *s, struct journal_pos next)
     int rc = pg_exec_simple(s->conn, "BEGIN", s->err, sizeof s->err);
     if (rc != SPOT_OK)
         return SPOT_EAGAIN;
-    rc = pg_batch_exec(s->batch, s->conn, s->err, sizeof s->err);
+    if (why)
+        rc = pg_batch_copy(s->batch, s->conn, why, s->err, sizeof s->err);
+    else
+        rc = pg_batch_insert(s->batch, s->conn, s->err, sizeof s->err);
     if (rc == SPOT_OK) {
         PGresult *res = PQexecParams(s->conn, s->ckpt_sql.s, 5, NULL, params,
                                      NULL, NULL, 0);
@@ -444,15 +522,41 @@ static int txn_write(struct pg_sink *s, struct journal_pos next)
     return rc;
 }
 
-/* After COMMIT: the journal checkpoint and the metrics. */
+/* Writes a gathered batch: by COPY unless COPY is off or paused, and by
+ * INSERT again when COPY was refused. As txn_write. */
+static int batch_write(struct pg_sink *s, struct journal_pos next)
+{
+    enum pg_copy_refusal why = PG_COPY_DATA;
+    if (s->copy_off || s->copy_pause > 0) {
+        if (s->copy_pause > 0)
+            s->copy_pause--;
+        return txn_write(s, next, NULL);
+    }
+    int rc = txn_write(s, next, &why);
+    if (rc != SPOT_EPEER)
+        return rc;
+    if (why == PG_COPY_UNSUPPORTED) {
+        s->copy_off = true;
+        log_msg(LOG_WARN, MOD,
+                "COPY refused: %s; writing by INSERT on this connection",
+                s->err);
+    } else {
+        s->copy_pause = SPOT_PG_COPY_PAUSE_BATCHES;
+        log_msg(LOG_INFO, MOD,
+                "COPY refused the batch (%s): sending it by INSERT ... ON "
+                "CONFLICT DO NOTHING, and the next %d batches too",
+                s->err, SPOT_PG_COPY_PAUSE_BATCHES);
+    }
+    return txn_write(s, next, NULL);
+}
+
+/* After COMMIT: the journal checkpoint (now and then) and the metrics. */
 static void txn_done(struct pg_sink *s, struct journal_pos next)
 {
-    int rc = journal_cursor_commit(s->cursor, next);
-    if (rc != SPOT_OK)
-        log_msg(LOG_ERROR, MOD,
-                "journal checkpoint failed: %s (the database checkpoint "
-                "holds record %" PRIu64 ")",
-                spot_strerror(rc), next.seq);
+    s->written = next;
+    s->unsynced = true;
+    if (spot_mono_ms() - s->synced_ms >= SPOT_PG_JOURNAL_COMMIT_MS)
+        sync_journal(s);
     size_t rows = pg_batch_data_rows(s->batch);
     if (rows)
         metrics_sink_writes(s->metrics, SINK_PG, rows);
@@ -463,8 +567,7 @@ static void txn_done(struct pg_sink *s, struct journal_pos next)
     int64_t now = spot_now_us();
     for (size_t i = 0; i < s->n_lat; i++)
         metrics_latency(s->metrics, SINK_PG, s->lat[i], now);
-    metrics_sink_backlog(s->metrics, SINK_PG,
-                         journal_cursor_backlog(s->cursor));
+    metrics_sink_backlog(s->metrics, SINK_PG, backlog(s));
 }
 
 /* Replays the refused batch (up to record `last`) one message per
@@ -472,7 +575,7 @@ static void txn_done(struct pg_sink *s, struct journal_pos next)
  * SPOT_OK, SPOT_EPEER (connection dropped) or a journal error. */
 static int isolate(struct pg_sink *s, uint64_t last)
 {
-    int rc = journal_cursor_rewind(s->cursor);
+    int rc = rewind_cursor(s);
     if (rc != SPOT_OK)
         return rc;
     for (;;) {
@@ -485,10 +588,10 @@ static int isolate(struct pg_sink *s, uint64_t last)
         txn_reset(s);
         rc = encode(s, &e);
         if (rc != SPOT_OK) {
-            journal_cursor_rewind(s->cursor);
+            rewind_cursor(s);
             return rc;
         }
-        rc = txn_write(s, e.next);
+        rc = txn_write(s, e.next, NULL);
         if (rc == SPOT_EPEER) {
             char t[128];
             char detail[ERR_LEN + 64];
@@ -503,12 +606,12 @@ static int isolate(struct pg_sink *s, uint64_t last)
                                      e.payload_len, e.received_us,
                                      REJECT_SCHEMA, detail);
             if (rc != SPOT_OK) {
-                journal_cursor_rewind(s->cursor);
+                rewind_cursor(s);
                 return rc;
             }
             s->lat[s->n_lat++] = e.received_us;
             s->rejects[REJECT_SCHEMA]++;
-            rc = txn_write(s, e.next);
+            rc = txn_write(s, e.next, NULL);
             if (rc == SPOT_EPEER) {
                 /* Not even storable as a dead letter: skip it, loudly,
                  * rather than stall the sink for ever. */
@@ -516,7 +619,7 @@ static int isolate(struct pg_sink *s, uint64_t last)
                         "message on %s dropped by the PostgreSQL sink: %s", t,
                         s->err);
                 txn_reset(s);
-                rc = txn_write(s, e.next);
+                rc = txn_write(s, e.next, NULL);
             }
         }
         if (rc != SPOT_OK) {
@@ -538,16 +641,36 @@ static int sink_step(struct pg_sink *s, int timeout_ms)
     struct journal_pos last = {0, 0, 0};
     size_t n = 0;
     int rc = SPOT_OK;
+    int64_t deadline = 0;
+    size_t n_slept = 0; /* records in the batch at the last sleep */
     txn_reset(s);
     while (n < SPOT_PG_BATCH_ROWS &&
            pg_batch_bytes(s->batch) < PG_BATCH_MAX_BYTES) {
         struct journal_entry e;
         rc = journal_cursor_next(s->cursor, n == 0 ? timeout_ms : 0, &e);
+        if (rc == SPOT_EAGAIN && n > 0 && n > n_slept &&
+            !atomic_load(&s->stop)) {
+            /* Let the batch fill while records keep coming: a
+             * transaction costs the server as much as a few hundred rows.
+             * Sleep in slices rather than wait for each record, which
+             * would wake this thread once per message; send when a slice
+             * brought nothing (the stream paused) or at the deadline. */
+            int64_t left = deadline - spot_mono_ms();
+            if (left > 0) {
+                n_slept = n;
+                wait_ms(s, left < SPOT_PG_BATCH_SLICE_MS
+                               ? (unsigned)left
+                               : SPOT_PG_BATCH_SLICE_MS);
+                continue;
+            }
+        }
         if (rc != SPOT_OK)
             break;
+        if (n == 0)
+            deadline = spot_mono_ms() + SPOT_PG_BATCH_LINGER_MS;
         rc = encode(s, &e);
         if (rc != SPOT_OK) {
-            journal_cursor_rewind(s->cursor);
+            rewind_cursor(s);
             return rc;
         }
         last = e.next;
@@ -556,7 +679,7 @@ static int sink_step(struct pg_sink *s, int timeout_ms)
     if (n == 0)
         return rc;
 
-    rc = txn_write(s, last);
+    rc = batch_write(s, last);
     if (rc == SPOT_OK) {
         txn_done(s, last);
         return SPOT_OK;
@@ -626,8 +749,8 @@ static void *sink_main(void *arg)
         case SPOT_EPEER:
             break; /* sink_fail() backed off */
         case SPOT_EAGAIN:
-            metrics_sink_backlog(s->metrics, SINK_PG,
-                                 journal_cursor_backlog(s->cursor));
+            sync_journal(s); /* idle: catch the file checkpoint up */
+            metrics_sink_backlog(s->metrics, SINK_PG, backlog(s));
             if (stopping)
                 goto done;
             idle_check(s);
@@ -650,6 +773,7 @@ static void *sink_main(void *arg)
         }
     }
 done:
+    sync_journal(s);
     if (s->conn)
         log_msg(LOG_INFO, MOD, "stopped; %" PRIu64 " records not yet written",
                 journal_cursor_backlog(s->cursor));

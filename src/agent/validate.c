@@ -422,11 +422,6 @@ static int on_boolean(void *ctx, int b)
     return 1;
 }
 
-/* Clinger's fast path: a decimal of at most 15 significant digits and a
- * power of ten up to 22 converts exactly with one division. Up to 19
- * digits (devices print floats with 17) the result is within 2 ulp, which
- * is all range checks need: sinks store the number's text as sent, never
- * this value. Returns 0 when the text needs strtod. */
 /* True when the number text is a zero ("0", "-0.00", "0e5"): strtod's
  * ERANGE on a zero result means underflow only for non-zero texts. */
 static int is_zero_text(const char *s, size_t len)
@@ -440,6 +435,12 @@ static int is_zero_text(const char *s, size_t len)
     return 1;
 }
 
+/* Clinger's fast path: a decimal whose digits make an integer of at most
+ * 2^53 and a power of ten up to 22 converts exactly (as strtod would) with
+ * one division: returns 2. Up to 19 digits (devices print floats with 17)
+ * the result is within 2 ulp, which is all range checks need: returns 1
+ * (sinks that need the exact double take strtod of the text then). Returns
+ * 0 when the text needs strtod. */
 static int fast_strtod(const char *s, size_t len, double *out)
 {
     static const double pow10[] = {
@@ -476,7 +477,7 @@ static int fast_strtod(const char *s, size_t len, double *out)
         return 0;
     double x = (double)mant / pow10[frac];
     *out = neg ? -x : x;
-    return 1;
+    return mant <= (1ull << 53) ? 2 : 1;
 }
 
 static int on_number(void *ctx, const char *s, size_t len)
@@ -486,8 +487,11 @@ static int on_number(void *ctx, const char *s, size_t len)
         return 0;
     char buf[64];
     double x;
-    if (fast_strtod(s, len, &x)) {
-        /* exact, no errno involved */
+    int fast = fast_strtod(s, len, &x);
+    bool exact = fast != 1;
+    bool erange = false; /* errno is only strtod's to read when it ran */
+    if (fast) {
+        /* no errno involved */
     } else if (len >= sizeof buf) {
         /* Longer than any double needs: parse a copy from the arena. */
         char *copy = arena_copy(v, s, len);
@@ -495,14 +499,16 @@ static int on_number(void *ctx, const char *s, size_t len)
             return stop(v, REJECT_TOO_LARGE, "message too large");
         errno = 0;
         x = strtod(copy, NULL);
+        erange = errno == ERANGE;
     } else {
         memcpy(buf, s, len);
         buf[len] = '\0';
         errno = 0;
         x = strtod(buf, NULL);
+        erange = errno == ERANGE;
     }
-    if ((errno == ERANGE && x != 0.0) || !isfinite(x) ||
-        (errno == ERANGE && x == 0.0 && !is_zero_text(s, len)))
+    if ((erange && x != 0.0) || !isfinite(x) ||
+        (erange && x == 0.0 && !is_zero_text(s, len)))
         return stop(v, REJECT_JSON, "number out of the range of a double");
 
     if (v->skipping) {
@@ -515,6 +521,7 @@ static int on_number(void *ctx, const char *s, size_t len)
         const struct schema_field *f = &v->sv->fields[v->field];
         if (f->type == SCHEMA_NUMBER || f->type == SCHEMA_INTEGER) {
             val->number = x;
+            val->number_exact = exact;
             val->text = arena_copy(v, s, len);
             val->text_len = len;
             if (val->text == NULL)

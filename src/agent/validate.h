@@ -40,7 +40,8 @@ enum value_kind {
     VALUE_ABSENT,  /* field not in the message: hardware not fitted */
     VALUE_NULL,    /* JSON null, or a value outside its range (see below) */
     VALUE_NUMBER,  /* number: .text (the JSON text as sent, exact) and
-                      .number (within 2 ulp of it) */
+                      .number (within 2 ulp of it; exactly strtod's value
+                      of .text when .number_exact) */
     VALUE_INTEGER, /* integral number: .integer (and .number, .text) */
     VALUE_TEXT,    /* string, unescaped: .text/.text_len (NUL-terminated) */
     VALUE_BOOL,    /* "true"/"false" text: .boolean */
@@ -53,6 +54,7 @@ struct value {
     bool out_of_range; /* the message had a value outside its physical
                           range; kind is VALUE_NULL */
     double number;
+    bool number_exact; /* .number is the correctly rounded .text */
     long long integer;
     bool boolean;
     int64_t time_us;

@@ -4,8 +4,10 @@
  * does nothing else with them, then prints one summary line measured from
  * the first to the last message:
  *
- *   received=N elapsed_s=X rate=Y
+ *   received=N elapsed_s=X rate=Y cpu_s=Z
  *
+ * (cpu_s: its own user + system CPU time, for make bench's per-process
+ * figures.)
  * It exits 0 once --count messages arrived, 1 when --timeout passed first.
  * Once subscribed it says so on stderr and touches --ready-file if given,
  * so a script knows when to start the publisher.
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -313,8 +316,12 @@ int main(int argc, char **argv)
     double elapsed = n > 1 ? ts_s(&st.last) - ts_s(&st.first) : 0;
     pthread_mutex_unlock(&st.mu);
 
-    printf("received=%lld elapsed_s=%.3f rate=%.0f\n", n, elapsed,
-           elapsed > 0 ? (double)(n - 1) / elapsed : 0.0);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    printf("received=%lld elapsed_s=%.3f rate=%.0f cpu_s=%.3f\n", n, elapsed,
+           elapsed > 0 ? (double)(n - 1) / elapsed : 0.0, cpu);
     fflush(stdout);
     ret = (o.count == 0 || n >= o.count) ? 0 : 1;
 

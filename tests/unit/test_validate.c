@@ -1,6 +1,7 @@
 /* Validation: the manufacturer's vectors, and edge cases of every stage
  * (topic, apikey policy, size, JSON, schema, ranges). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,4 +555,28 @@ Test(validate, record_is_reset_between_messages)
     cr_assert_eq(field(r, "pm10")->kind, VALUE_ABSENT);
     cr_assert_null(r->extra_json);
     cr_assert_eq(r->reason, REJECT_NONE);
+}
+
+Test(validate, stale_errno_does_not_reject_a_number)
+{
+    /* the fast number path runs no strtod: an ERANGE left over from an
+     * earlier call must not make its number "out of range" */
+    errno = ERANGE;
+    const struct record *r =
+        run("{" BASE_AQO ",\"pm2\":0.30000000000000004,\"pm10\":12.5}");
+    expect_reason(r, REJECT_NONE, NULL);
+    cr_assert(!field(r, "pm10")->out_of_range);
+}
+
+Test(validate, number_exact_flag)
+{
+    /* exact: the fast path's integer fits 2^53, or strtod ran */
+    const struct record *r =
+        run("{" BASE_AQO ",\"pm1\":12.5,\"pm2\":0.30000000000000004,"
+            "\"pm10\":1e2}");
+    expect_reason(r, REJECT_NONE, NULL);
+    cr_assert(field(r, "pm1")->number_exact);
+    cr_assert(!field(r, "pm2")->number_exact);
+    cr_assert(field(r, "pm10")->number_exact);
+    cr_assert_eq(field(r, "pm10")->number, 100.0);
 }
