@@ -79,13 +79,6 @@ $(ASAN_DIR)/obj/gen/schemas_embedded.o: $(GEN_SRC)
 	@echo '  CC asan $<'
 	@$(CC) $(WARN) $(OPT) $(SAN) $(CPPFLAGS_BASE) -c -o $@ $<
 
-# The revision compiled into /version: objects that use it are rebuilt when
-# it changes (the stamp is rewritten only then).
-GIT_REV_STAMP := $(BUILD)/gen/git_rev
-$(shell mkdir -p $(BUILD)/gen && { [ "$$(cat $(GIT_REV_STAMP) 2>/dev/null)" = "$(GIT_REV)" ] || echo "$(GIT_REV)" > $(GIT_REV_STAMP); })
-REV_OBJ := src/agent/main.o src/agent/admin_http.o
-$(REV_OBJ:%=$(BUILD)/obj/%) $(REV_OBJ:%=$(ASAN_DIR)/obj/%): $(GIT_REV_STAMP)
-
 # --- normal build ----------------------------------------------------------
 $(BUILD)/obj/%.o: %.c | $(GEN_SRC) $(VERSION_H)
 	@mkdir -p $(@D)
