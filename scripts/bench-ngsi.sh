@@ -74,7 +74,16 @@ pub_cpu() {
         awk -F+ '{ print $1 + $2 }'
 }
 
-stats() { curl -fsS "$ORION_URL/__stats"; }
+# The test server's statistics; an agent that floods it with connections
+# can make one poll fail: retried for up to 10 s.
+stats() {
+    local i
+    for i in $(seq 1 50); do
+        curl -fsS --max-time 5 "$ORION_URL/__stats" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    return 1
+}
 stat_field() { stats | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
 
 start_mosquitto
@@ -105,8 +114,8 @@ ORION_URL=http://127.0.0.1:$NGSI_PORT
 report() {
     local sent=$1 t0=$2 t1=$3 pub=$4
     local landed reqs
-    landed=$(stat_field entities_received)
-    reqs=$(stat_field updates)
+    landed=$(stat_field entities_received) || landed=0
+    reqs=$(stat_field updates) || reqs=0
     awk -v n="$landed" -v s="$sent" -v a="$t0" -v b="$t1" -v r="$reqs" \
         -v p="$(pub_cpu "$pub")" -v m="$5" -v ag="$6" -v sv="$7" -v hz="$HZ" 'BEGIN {
         d = b - a; if (d <= 0) d = 1e-9; k = (n > 0 ? n : 1)
@@ -122,7 +131,8 @@ settle() {
     local want=$1 last=-1 now n
     T_LAST=$(date +%s.%N)
     while true; do
-        n=$(stat_field entities_received)
+        n=$(stat_field entities_received) || n=${last#-1}
+        n=${n:-0}
         now=$(date +%s.%N)
         if [ "$n" != "$last" ]; then
             last=$n
@@ -172,7 +182,7 @@ for rate in $RATES; do
     s1=$(cpu_ticks "$NGSI_PID")
     report "$N" "$t0" "$T_LAST" "$pub" $((m1 - m0)) $((a1 - a0)) $((s1 - s0))
 done
-echo "  test server: $(stats)"
+echo "  test server: $(stats || echo "(not answering)")"
 if [ -z "${BENCH_AGENT_CMD:-}" ]; then
     stop_agent 60 >/dev/null || true
 fi

@@ -47,7 +47,7 @@
 #define NS_DEFAULT_MAX_ENTITIES 1000000u
 #define NS_DEFAULT_MAX_STORE_MB 512u
 #define NS_DISCARD_MAX          (64u * 1024u * 1024u) /* read, then 413 */
-#define NS_CONN_LIMIT           512
+#define NS_CONN_LIMIT           1020 /* Orion -maxConnections */
 #define NS_CONN_TIMEOUT_S       120
 #define NS_RING_SIZE            256
 #define NS_RING_MAX_BYTES       (64u * 1024u * 1024u)
