@@ -27,7 +27,7 @@
 #define SPOT_JOURNAL_DEFAULT_FSYNC_MS 100
 
 /* Sinks: rows per database transaction, back-off bounds in milliseconds. */
-#define SPOT_PG_BATCH_ROWS     2000
+#define SPOT_PG_BATCH_ROWS     5000
 #define SPOT_BACKOFF_MIN_MS    100
 #define SPOT_BACKOFF_MAX_MS    30000
 #define SPOT_SHUTDOWN_DRAIN_MS 5000
@@ -36,7 +36,7 @@
  * records (ms), checking every slice (ms) that some came; batches sent by
  * INSERT after COPY met a duplicate; how often the journal cursor's
  * checkpoint file follows the database's (ms). */
-#define SPOT_PG_BATCH_LINGER_MS    100
+#define SPOT_PG_BATCH_LINGER_MS    250
 #define SPOT_PG_BATCH_SLICE_MS     10
 #define SPOT_PG_COPY_PAUSE_BATCHES 64
 #define SPOT_PG_JOURNAL_COMMIT_MS  1000
