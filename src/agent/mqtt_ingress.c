@@ -43,12 +43,12 @@ struct ingress {
     pthread_cond_t cond;
     enum conn_state state; /* guarded by lock */
     int established;       /* a connection succeeded once: Paho reconnects */
-    int stopping;
-    int disconnected; /* disconnect completed */
+    atomic_int stopping;   /* ingress_stop began: set under lock, also read
+                              without it by the callback */
+    int disconnected;      /* disconnect completed */
     atomic_int connected;
-    atomic_int stopping_flag; /* ingress_stop began (read by the callback) */
-    atomic_int stuck;         /* the callback retries a refused append */
-    int abandoned;            /* stopped with the callback stuck */
+    atomic_int stuck; /* the callback retries a refused append */
+    int abandoned;    /* stopped with the callback stuck */
 };
 
 static void set_state(struct ingress *in, enum conn_state st)
@@ -106,7 +106,7 @@ static int on_message(void *ctx, char *topic, int topic_len,
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
         }
-        if (backoff_ms < 5000 && !atomic_load(&in->stopping_flag))
+        if (backoff_ms < 5000 && !atomic_load(&in->stopping))
             backoff_ms *= 2;
     }
     atomic_store(&in->stuck, 0);
@@ -368,7 +368,6 @@ void ingress_stop(struct ingress *in)
 {
     if (in == NULL || !in->supervisor_started)
         return;
-    atomic_store(&in->stopping_flag, 1);
     pthread_mutex_lock(&in->lock);
     in->stopping = 1;
     pthread_cond_broadcast(&in->cond);

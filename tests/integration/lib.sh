@@ -673,3 +673,52 @@ ep_metric_ge() {
     v=$(ep_metric "$2")
     [ "$v" != absent ] && awk -v v="$v" -v n="$1" 'BEGIN { exit !(v >= n) }'
 }
+
+# --- expected rejects ---------------------------------------------------------
+
+# reject_case REASON WHAT TOPIC FILE: expect one rejected_message row with
+# REASON, TOPIC and FILE's bytes as its payload (the caller publishes).
+n_cases=0
+CASE_TOPIC=()
+CASE_FILE=()
+CASE_REASON=()
+CASE_WHAT=()
+reject_case() {
+    CASE_REASON+=("$1")
+    CASE_WHAT+=("$2")
+    CASE_TOPIC+=("$3")
+    CASE_FILE+=("$4")
+    n_cases=$((n_cases + 1))
+}
+
+# check_reject_cases: every reject_case is one row with its reason and a
+# non-empty detail (topics compared byte for byte); fails naming each one
+# that is not.
+check_reject_cases() {
+    local i hex thex row n reason has_detail detail what failures=0
+    for i in $(seq 0 $((n_cases - 1))); do
+        hex=$(hex_of_file "${CASE_FILE[$i]}")
+        printf '%s' "${CASE_TOPIC[$i]}" >"$TEST_TMP/case-topic.bin"
+        thex=$(hex_of_file "$TEST_TMP/case-topic.bin")
+        row=$(psql_q "SELECT count(*), string_agg(reason, ','),
+                             bool_and(coalesce(detail, '') <> ''), max(detail)
+                      FROM rejected_message
+                      WHERE convert_to(topic, 'UTF8') = decode('$thex', 'hex')
+                        AND payload = decode('$hex', 'hex')")
+        IFS='|' read -r n reason has_detail detail <<<"$row"
+        what="${CASE_WHAT[$i]} (topic ${CASE_TOPIC[$i]:0:120})"
+        if [ "$n" != 1 ]; then
+            echo "case '$what': expected 1 rejected_message row, found $n" >&2
+            failures=$((failures + 1))
+        elif [ "$reason" != "${CASE_REASON[$i]}" ]; then
+            echo "case '$what': expected reason ${CASE_REASON[$i]}, got $reason (${detail:0:200})" >&2
+            failures=$((failures + 1))
+        elif [ "$has_detail" != t ]; then
+            echo "case '$what': empty detail" >&2
+            failures=$((failures + 1))
+        else
+            log "ok: $what -> $reason: ${detail:0:120}"
+        fi
+    done
+    [ "$failures" -eq 0 ] || fail "$failures of $n_cases reject cases wrong"
+}

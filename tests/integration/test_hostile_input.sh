@@ -45,18 +45,9 @@ agent_http_port
 AGENT_ARGS=(--mqtt-topic '#' --http-listen "127.0.0.1:$AGENT_HTTP_PORT")
 start_agent "${AGENT_ARGS[@]}"
 
-n_cases=0
-CASE_TOPIC=()
-CASE_FILE=()
-CASE_REASON=()
-CASE_WHAT=()
 # case_file REASON WHAT TOPIC FILE [mosquitto_pub options]
 case_file() {
-    CASE_REASON+=("$1")
-    CASE_WHAT+=("$2")
-    CASE_TOPIC+=("$3")
-    CASE_FILE+=("$4")
-    n_cases=$((n_cases + 1))
+    reject_case "$1" "$2" "$3" "$4"
     local topic=$3 file=$4
     shift 4
     mpub "$@" -t "$topic" -f "$file"
@@ -77,12 +68,9 @@ f=$TEST_TMP/huge.bin
     head -c 1500000 /dev/zero | tr '\0' 'a'
     printf '"}'
 } >"$f"
-CASE_REASON+=(too_large)
-CASE_WHAT+=("1.5 MB payload (the journal keeps its first 1 MB)")
-CASE_TOPIC+=("$GOOD")
 head -c 1048576 "$f" >"$TEST_TMP/huge.kept"
-CASE_FILE+=("$TEST_TMP/huge.kept")
-n_cases=$((n_cases + 1))
+reject_case too_large "1.5 MB payload (the journal keeps its first 1 MB)" \
+    "$GOOD" "$TEST_TMP/huge.kept"
 mpub -t "$GOOD" -f "$f"
 
 # --- bytes that are not JSON text --------------------------------------------
@@ -133,12 +121,9 @@ mpub -q 2 -t "/${K}aqo/qos2_AQO/attrs" -m "$(aqo 31)"
 mpub -t "/${K}aqo/dev\$1_AQO/attrs" -m "$(aqo 20)"
 # non-ASCII ids are refused (NGSI ids are printable ASCII)
 mpub -t "/${K}aqo/ünïcode_AQO/attrs" -m "$(aqo 32)"
-CASE_REASON+=(topic)
-CASE_WHAT+=("non-ASCII device id")
-CASE_TOPIC+=("/${K}aqo/ünïcode_AQO/attrs")
 printf '%s' "$(aqo 32)" >"$TEST_TMP/unicode.bin"
-CASE_FILE+=("$TEST_TMP/unicode.bin")
-n_cases=$((n_cases + 1))
+reject_case topic "non-ASCII device id" "/${K}aqo/ünïcode_AQO/attrs" \
+    "$TEST_TMP/unicode.bin"
 
 # --- what the broker refuses never reaches the agent ------------------------------------
 for t in "/${K}aqo/+/attrs" "/${K}aqo/#" "$(printf '/%saqo/d\001_AQO/attrs' "$K")"; do
@@ -156,32 +141,7 @@ SENTINEL_TOPIC="/${K}aqo/sentinel_AQO/attrs"
 mpub -t "$SENTINEL_TOPIC" -m "$(aqo 59)"
 wait_for 120 "sentinel stored" pg_count_is 1 air_quality "device_id = 'sentinel'"
 
-failures=0
-for i in $(seq 0 $((n_cases - 1))); do
-    hex=$(hex_of_file "${CASE_FILE[$i]}")
-    printf '%s' "${CASE_TOPIC[$i]}" >"$TEST_TMP/topic.bin"
-    thex=$(hex_of_file "$TEST_TMP/topic.bin")
-    row=$(psql_q "SELECT count(*), string_agg(reason, ','),
-                         bool_and(coalesce(detail, '') <> ''), max(detail)
-                  FROM rejected_message
-                  WHERE convert_to(topic, 'UTF8') = decode('$thex', 'hex')
-                    AND payload = decode('$hex', 'hex')")
-    IFS='|' read -r n reason has_detail detail <<<"$row"
-    what="${CASE_WHAT[$i]}"
-    if [ "$n" != 1 ]; then
-        echo "case '$what': expected 1 rejected_message row, found $n" >&2
-        failures=$((failures + 1))
-    elif [ "$reason" != "${CASE_REASON[$i]}" ]; then
-        echo "case '$what': expected reason ${CASE_REASON[$i]}, got $reason (${detail:0:200})" >&2
-        failures=$((failures + 1))
-    elif [ "$has_detail" != t ]; then
-        echo "case '$what': empty detail" >&2
-        failures=$((failures + 1))
-    else
-        log "ok: $what -> $reason: ${detail:0:120}"
-    fi
-done
-[ "$failures" -eq 0 ] || fail "$failures of $n_cases hostile cases wrong"
+check_reject_cases
 
 # The retained ones: stored / rejected like any other.
 assert_eq 1 "$(pg_count air_quality "device_id = 'retained'")" "retained good message"

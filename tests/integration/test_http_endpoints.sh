@@ -40,29 +40,6 @@ status_is() {
     [ "$HTTP_CODE" = "$1" ]
 }
 
-# ready_names_down NAME: /ready is 503 and its "down" list has NAME.
-ready_names_down() {
-    get /ready
-    [ "$HTTP_CODE" = 503 ] && [[ $HTTP_BODY == *'"down":['*"\"$1\""* ]]
-}
-
-# metric SERIES: the value of one series of /metrics (e.g.
-# 'spotagent_sink_writes_total{sink="pg"}'), or "absent".
-metric() {
-    curl -s --max-time 10 "$BASE/metrics" |
-        awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? "absent" : v) }'
-}
-
-metric_is() {
-    [ "$(metric "$2")" = "$1" ]
-}
-
-metric_ge() {
-    local v
-    v=$(metric "$2")
-    [ "$v" != absent ] && awk -v v="$v" -v n="$1" 'BEGIN { exit !(v >= n) }'
-}
-
 assert_header() {
     [[ $HTTP_HEADERS == *"$1"* ]] || fail "$2: no header '$1' in: $HTTP_HEADERS"
 }
@@ -87,6 +64,7 @@ start_mosquitto
 start_postgres
 HTTP_PORT=$(free_port)
 BASE=http://127.0.0.1:$HTTP_PORT
+AGENT_HTTP=$BASE # lib.sh ep_* helpers
 start_agent --http-listen "127.0.0.1:$HTTP_PORT"
 wait_for 20 "the endpoint answers" status_is 200 /health
 
@@ -141,7 +119,7 @@ for s in pg orion ngsi_ld stdout; do
     grep -qE "^spotagent_end_to_end_latency_seconds_count\{sink=\"$s\"\} [0-9]+$" <<<"$M" ||
         fail "/metrics: no latency count for sink $s"
 done
-assert_eq 1 "$(metric spotagent_mqtt_connected)" "spotagent_mqtt_connected"
+assert_eq 1 "$(ep_metric spotagent_mqtt_connected)" "spotagent_mqtt_connected"
 
 # 5 aqo and 2 nlo messages (distinct natural keys), one broken JSON on a
 # cfo topic (received as cfo, then rejected).
@@ -150,17 +128,17 @@ spotpub --count 5 --vertical aqo --apikey "$K" --devices 1 --quiet ||
 spotpub --count 2 --vertical nlo --apikey "$K" --devices 2 --quiet ||
     fail "publishing nlo failed"
 publish_payload "/${K}cfo/dev0_CFO/attrs" '{"TimeInstant":'
-wait_for 30 "received aqo = 5" metric_is 5 'spotagent_messages_received_total{vertical="aqo"}'
-wait_for 30 "received nlo = 2" metric_is 2 'spotagent_messages_received_total{vertical="nlo"}'
-wait_for 30 "received cfo = 1" metric_is 1 'spotagent_messages_received_total{vertical="cfo"}'
-wait_for 30 "7 rows written by pg" metric_is 7 'spotagent_sink_writes_total{sink="pg"}'
-wait_for 30 "rejected json = 1" metric_is 1 'spotagent_messages_rejected_total{reason="json"}'
-wait_for 30 "pg backlog back to 0" metric_is 0 'spotagent_sink_backlog_messages{sink="pg"}'
-assert_eq 0 "$(metric 'spotagent_messages_received_total{vertical="wto"}')" "received wto"
-assert_eq 0 "$(metric 'spotagent_messages_rejected_total{reason="schema"}')" "rejected schema"
-assert_eq 0 "$(metric 'spotagent_sink_writes_total{sink="stdout"}')" "stdout writes"
-assert_eq 0 "$(metric 'spotagent_sink_errors_total{sink="pg"}')" "pg errors"
-metric_ge 7 'spotagent_end_to_end_latency_seconds_count{sink="pg"}' ||
+wait_for 30 "received aqo = 5" ep_metric_is 5 'spotagent_messages_received_total{vertical="aqo"}'
+wait_for 30 "received nlo = 2" ep_metric_is 2 'spotagent_messages_received_total{vertical="nlo"}'
+wait_for 30 "received cfo = 1" ep_metric_is 1 'spotagent_messages_received_total{vertical="cfo"}'
+wait_for 30 "7 rows written by pg" ep_metric_is 7 'spotagent_sink_writes_total{sink="pg"}'
+wait_for 30 "rejected json = 1" ep_metric_is 1 'spotagent_messages_rejected_total{reason="json"}'
+wait_for 30 "pg backlog back to 0" ep_metric_is 0 'spotagent_sink_backlog_messages{sink="pg"}'
+assert_eq 0 "$(ep_metric 'spotagent_messages_received_total{vertical="wto"}')" "received wto"
+assert_eq 0 "$(ep_metric 'spotagent_messages_rejected_total{reason="schema"}')" "rejected schema"
+assert_eq 0 "$(ep_metric 'spotagent_sink_writes_total{sink="stdout"}')" "stdout writes"
+assert_eq 0 "$(ep_metric 'spotagent_sink_errors_total{sink="pg"}')" "pg errors"
+ep_metric_ge 7 'spotagent_end_to_end_latency_seconds_count{sink="pg"}' ||
     fail "latency histogram of pg has fewer than 7 observations"
 assert_eq 5 "$(pg_count air_quality)" "air_quality rows"
 assert_eq 2 "$(pg_count noise_level)" "noise_level rows"
@@ -227,29 +205,29 @@ stop_postgres
 # The sink notices when it next writes: devices keep publishing.
 spotpub --count 3 --vertical wto --apikey "$K" --devices 1 --quiet ||
     fail "publishing wto failed"
-wait_for 60 "/ready 503 naming pg" ready_names_down pg
-[[ $HTTP_BODY == *'"status":"not ready"'* ]] || fail "/ready body: $HTTP_BODY"
-[[ $HTTP_BODY != *'"mqtt"'* ]] || fail "/ready names mqtt while it is up: $HTTP_BODY"
+wait_for 60 "/ready 503 naming pg" ep_ready_down pg
+[[ $EP_BODY == *'"status":"not ready"'* ]] || fail "/ready body: $EP_BODY"
+[[ $EP_BODY != *'"mqtt"'* ]] || fail "/ready names mqtt while it is up: $EP_BODY"
 get /health
 assert_eq 200 "$HTTP_CODE" "/health while PostgreSQL is down"
-metric_ge 1 'spotagent_sink_errors_total{sink="pg"}' ||
-    wait_for 60 "pg errors counted" metric_ge 1 'spotagent_sink_errors_total{sink="pg"}'
+ep_metric_ge 1 'spotagent_sink_errors_total{sink="pg"}' ||
+    wait_for 60 "pg errors counted" ep_metric_ge 1 'spotagent_sink_errors_total{sink="pg"}'
 restart_postgres
 wait_for 90 "/ready 200 after PostgreSQL is back" status_is 200 /ready
 wait_for 30 "3 wto rows" pg_count_is 3 weather
-wait_for 30 "pg backlog drained" metric_is 0 'spotagent_sink_backlog_messages{sink="pg"}'
+wait_for 30 "pg backlog drained" ep_metric_is 0 'spotagent_sink_backlog_messages{sink="pg"}'
 
 # --- readiness follows the broker ---------------------------------------------------
 
 stop_mosquitto
-wait_for 30 "/ready 503 naming mqtt" ready_names_down mqtt
-[[ $HTTP_BODY != *'"pg"'* ]] || fail "/ready names pg while it is up: $HTTP_BODY"
-assert_eq 0 "$(metric spotagent_mqtt_connected)" "spotagent_mqtt_connected while down"
+wait_for 30 "/ready 503 naming mqtt" ep_ready_down mqtt
+[[ $EP_BODY != *'"pg"'* ]] || fail "/ready names pg while it is up: $EP_BODY"
+assert_eq 0 "$(ep_metric spotagent_mqtt_connected)" "spotagent_mqtt_connected while down"
 get /health
 assert_eq 200 "$HTTP_CODE" "/health while the broker is down"
 restart_mosquitto
 wait_for 60 "/ready 200 after the broker is back" status_is 200 /ready
-assert_eq 1 "$(metric spotagent_mqtt_connected)" "spotagent_mqtt_connected"
+assert_eq 1 "$(ep_metric spotagent_mqtt_connected)" "spotagent_mqtt_connected"
 
 # --- a port already taken -------------------------------------------------------------
 
@@ -271,6 +249,7 @@ stop_agent || fail "agent exited with status $?"
 if grep -qE "^0{31}1 " /proc/net/if_inet6 2>/dev/null; then
     P6=$(free_port)
     BASE="http://[::1]:$P6"
+    AGENT_HTTP=$BASE # lib.sh ep_* helpers
     start_agent --http-listen "[::1]:$P6"
     wait_for 20 "the endpoint answers on [::1]" status_is 200 /health
     wait_for 60 "/ready on [::1]" status_is 200 /ready

@@ -21,19 +21,10 @@ aqo() {
     printf '{"TimeInstant":"2024-01-01T00:%02d:00Z","period":5,"status":"connected","no2-a4":12.5%s}' "$1" "${2:-}"
 }
 
-n_cases=0
-CASE_TOPIC=()
-CASE_FILE=()
-CASE_REASON=()
-CASE_WHAT=()
 # case_file REASON WHAT TOPIC FILE: publish FILE's bytes on TOPIC, expect
 # one rejected_message row with REASON.
 case_file() {
-    CASE_REASON+=("$1")
-    CASE_WHAT+=("$2")
-    CASE_TOPIC+=("$3")
-    CASE_FILE+=("$4")
-    n_cases=$((n_cases + 1))
+    reject_case "$@"
     publish_file "$3" "$4"
 }
 # case_str REASON WHAT TOPIC PAYLOAD
@@ -107,32 +98,7 @@ publish_payload "$GOOD" "$SENTINEL"
 wait_for 60 "sentinel rejected" pg_count_is 1 rejected_message \
     "payload = convert_to('$SENTINEL', 'UTF8')"
 
-failures=0
-for i in $(seq 0 $((n_cases - 1))); do
-    hex=$(hex_of_file "${CASE_FILE[$i]}")
-    topic=${CASE_TOPIC[$i]}
-    row=$(psql_q "SELECT count(*), string_agg(reason, ','),
-                         bool_and(coalesce(detail, '') <> ''),
-                         max(detail)
-                  FROM rejected_message
-                  WHERE topic = \$q\$$topic\$q\$
-                    AND payload = decode('$hex', 'hex')")
-    IFS='|' read -r n reason has_detail detail <<<"$row"
-    what="${CASE_WHAT[$i]} (topic $topic)"
-    if [ "$n" != 1 ]; then
-        echo "case '$what': expected 1 rejected_message row, found $n" >&2
-        failures=$((failures + 1))
-    elif [ "$reason" != "${CASE_REASON[$i]}" ]; then
-        echo "case '$what': expected reason ${CASE_REASON[$i]}, got $reason ($detail)" >&2
-        failures=$((failures + 1))
-    elif [ "$has_detail" != t ]; then
-        echo "case '$what': empty detail" >&2
-        failures=$((failures + 1))
-    else
-        log "ok: $what -> $reason: $detail"
-    fi
-done
-[ "$failures" -eq 0 ] || fail "$failures of $n_cases reject cases wrong"
+check_reject_cases
 
 # Nothing else was rejected (n_cases + the sentinel; the duplicate once).
 assert_eq $((n_cases + 1)) "$(pg_count rejected_message)" "rejected_message rows"

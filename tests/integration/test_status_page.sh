@@ -29,15 +29,6 @@ chromium_run() {
         --user-data-dir="$profile" "$@" 2>>"$TEST_TMP/chromium.err"
 }
 
-metric() {
-    curl -s --max-time 10 "$BASE/metrics" |
-        awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? "absent" : v) }'
-}
-
-metric_is() {
-    [ "$(metric "$2")" = "$1" ]
-}
-
 # dom_has TEXT WHAT: the rendered DOM contains TEXT (fixed string).
 dom_has() {
     grep -qF -- "$1" "$DOM" || fail "rendered page: no $2 ($1)"
@@ -47,6 +38,7 @@ start_mosquitto
 start_postgres
 HTTP_PORT=$(free_port)
 BASE=http://127.0.0.1:$HTTP_PORT
+AGENT_HTTP=$BASE # lib.sh ep_* helpers
 # '#': topics of any shape reach the agent (and are rejected as "topic").
 start_agent --http-listen "127.0.0.1:$HTTP_PORT" --mqtt-topic '#'
 wait_for 60 "/ready" bash -c "curl -sf --max-time 5 '$BASE/ready'"
@@ -68,11 +60,11 @@ publish_payload "/<script>alert(2)</script>/x/attrs" '{}'
 publish_payload "/${K}aqo/SmartSpot_AQ_0_AQO/attrs" \
     '{"period":5,"status":"connected"}'
 
-wait_for 30 "two json rejects" metric_is 2 'spotagent_messages_rejected_total{reason="json"}'
-wait_for 30 "one topic reject" metric_is 1 'spotagent_messages_rejected_total{reason="topic"}'
-wait_for 30 "one schema reject" metric_is 1 'spotagent_messages_rejected_total{reason="schema"}'
-wait_for 30 "one unknown_apikey reject" metric_is 1 'spotagent_messages_rejected_total{reason="unknown_apikey"}'
-wait_for 30 "12 rows" metric_is 12 'spotagent_sink_writes_total{sink="pg"}'
+wait_for 30 "two json rejects" ep_metric_is 2 'spotagent_messages_rejected_total{reason="json"}'
+wait_for 30 "one topic reject" ep_metric_is 1 'spotagent_messages_rejected_total{reason="topic"}'
+wait_for 30 "one schema reject" ep_metric_is 1 'spotagent_messages_rejected_total{reason="schema"}'
+wait_for 30 "one unknown_apikey reject" ep_metric_is 1 'spotagent_messages_rejected_total{reason="unknown_apikey"}'
+wait_for 30 "12 rows" ep_metric_is 12 'spotagent_sink_writes_total{sink="pg"}'
 
 # --- the page as a browser shows it ---------------------------------------------
 

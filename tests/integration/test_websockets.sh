@@ -26,17 +26,10 @@ SPOTSIM=${SPOTSIM:-${TOOLS%/tools}/spotsim}
 [ -x "$SPOTDEVICE" ] || fail "spotdevice not found: $SPOTDEVICE"
 [ -x "$SPOTSIM" ] || fail "spotsim not found: $SPOTSIM"
 
+# shellcheck source=deploy_lib.sh
+source "$(dirname "$0")/deploy_lib.sh" # make_pki
 PKI=$TEST_TMP/pki
-mkdir -p "$PKI"
-ossl() { openssl "$@" >>"$TEST_TMP/openssl.log" 2>&1 || fail "openssl $1 failed"; }
-ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$PKI/ca.key" -out "$PKI/ca.pem" -days 2 -subj /CN=spot-ws-ca
-ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$PKI/server.key" -out "$PKI/server.csr" -subj /CN=localhost
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$PKI/server.ext"
-ossl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
-    -CAcreateserial -out "$PKI/server.pem" -days 2 -extfile "$PKI/server.ext"
-chmod 644 "$PKI"/*
+make_pki "$PKI"
 
 start_mosquitto
 WS_PORT=$(free_port)
