@@ -17,6 +17,10 @@
 # Sizes: BENCH_N (messages per throughput run, default 200000),
 # BENCH_LONG (messages of the memory run, default 1000000).
 # BENCH_SECTIONS: comma-separated sections to run (e.g. 2,3; default all).
+# BENCH_WINDOW: the publisher's messages in flight (default 100; Paho's
+# publisher costs about 20 µs more per message with 1000).
+# BENCH_REPEAT: how many times sections 2 and 3 alternate (default 1); the
+# QoS 1 ratio of each pair is printed, then their median.
 # Sections 2-4 also print the CPU time per message of each process
 # (publisher, broker, subscriber or agent, PostgreSQL server) over the run.
 set -Eeuo pipefail
@@ -40,6 +44,7 @@ START=$(date -u -d '2026-01-01' +%s)
 load() {
     "$SPOTSIM" --url "$MQTT_URL" --qos "$1" --count "$2" --devices 100 \
         --verticals "${4:-aqo}" --apikey "$3" --rate max --shared-connection \
+        --window "${BENCH_WINDOW:-100}" \
         --failure-rate 0 --start 2026-01-01T00:00:00Z --summary - --quiet |
         tr -d ' \n' | grep -o '"delivered":[0-9]*\|"delivered_per_s":[0-9.]*' |
         tr '\n' ' '
@@ -107,17 +112,12 @@ bare_subscriber() {
     local line
     line=$(tail -1 "$TEST_TMP/sub.$qos.log")
     echo "subscriber: $line"
+    BARE_RATE=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$line")
     local cpu=${line##*cpu_s=}
     cpu_report "$N" spotsub "$(awk -v c="$cpu" -v u="$TICK_US" -v t="$CPU_AG" \
         'BEGIN { printf "%d", t + c * 1e6 / u }')"
 }
 
-if want 2; then
-    section "2. bare Paho subscriber, QoS 0 ($N messages)"
-    bare_subscriber 0
-    section "2. bare Paho subscriber, QoS 1 ($N messages)"
-    bare_subscriber 1
-fi
 
 # metric NAME: sets METRIC to the value of the sample NAME in the agent's
 # /metrics (HTTP_PORT), read with bash's /dev/tcp: polling forks nothing
@@ -166,18 +166,50 @@ agent_run() {
     echo "PostgreSQL transactions: $xacts ($((rows / (xacts > 0 ? xacts : 1))) rows each)"
     awk -v n="$rows" -v a="$first" -v b="$end" \
         'BEGIN { printf "spotagent -> PostgreSQL: %d rows in %.2f s = %.0f msg/s (first arrival to last commit)\n", n, b - a, n / (b - a) }'
+    E2E_RATE=$(awk -v n="$rows" -v a="$first" -v b="$end" 'BEGIN { printf "%d", n / (b - a) }')
 }
 
-if want 3; then
-    section "3. publisher -> Mosquitto -> spotagent -> PostgreSQL, QoS 1 ($N messages)"
-    HTTP_PORT=$(free_port)
-    start_agent --mqtt-qos 1 --log-level warn --http-listen "127.0.0.1:$HTTP_PORT"
-    agent_run 1 e2eq1
+# Sections 2 and 3 alternate BENCH_REPEAT times, so that each end-to-end
+# run has a bare-subscriber run of the same minute beside it (the shared
+# cores drift by more than 10 % from one minute to the next).
+REPEAT=${BENCH_REPEAT:-1}
+ratios=() q0_rates=()
+BASE_ID=$AGENT_ID
+for ((rep = 1; rep <= REPEAT; rep++)); do
+    tag=""
+    [ "$REPEAT" -gt 1 ] && tag=" [run $rep of $REPEAT]"
+    bare1=
+    if want 2; then
+        section "2. bare Paho subscriber, QoS 0 ($N messages)$tag"
+        bare_subscriber 0
+        section "2. bare Paho subscriber, QoS 1 ($N messages)$tag"
+        bare_subscriber 1
+        bare1=$BARE_RATE
+    fi
+    if want 3; then
+        section "3. publisher -> Mosquitto -> spotagent -> PostgreSQL, QoS 1 ($N messages)$tag"
+        HTTP_PORT=$(free_port)
+        AGENT_ID="$BASE_ID-q1-$rep" AGENT_DATA=$TEST_TMP/agent-q1-$rep
+        start_agent --mqtt-qos 1 --log-level warn --http-listen "127.0.0.1:$HTTP_PORT"
+        agent_run 1 "e2eq1r$rep"
+        if [ -n "$bare1" ]; then
+            ratios+=("$(awk -v a="$E2E_RATE" -v b="$bare1" 'BEGIN { printf "%.1f", 100 * a / b }')")
+            echo "QoS 1 end to end / bare subscriber: ${ratios[-1]} %"
+        fi
 
-    section "3. publisher -> Mosquitto -> spotagent -> PostgreSQL, QoS 0 ($N messages)"
-    AGENT_ID="$AGENT_ID-q0"
-    start_agent --mqtt-qos 0 --log-level warn --http-listen "127.0.0.1:$HTTP_PORT"
-    agent_run 0 e2eq0
+        section "3. publisher -> Mosquitto -> spotagent -> PostgreSQL, QoS 0 ($N messages)$tag"
+        AGENT_ID="$BASE_ID-q0-$rep" AGENT_DATA=$TEST_TMP/agent-q0-$rep
+        start_agent --mqtt-qos 0 --log-level warn --http-listen "127.0.0.1:$HTTP_PORT"
+        agent_run 0 "e2eq0r$rep"
+        q0_rates+=("$E2E_RATE")
+    fi
+done
+AGENT_ID=$BASE_ID
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+if [ "${#ratios[@]}" -gt 1 ]; then
+    section "2-3. summary of $REPEAT alternating runs"
+    echo "QoS 1 end to end / bare subscriber, per run: ${ratios[*]} (%); median $(median "${ratios[@]}") %"
+    echo "QoS 0 end to end, per run: ${q0_rates[*]} (msg/s); median $(median "${q0_rates[@]}") msg/s"
 fi
 
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$AGENT_PID/status"; }
