@@ -485,10 +485,35 @@ static int create_checkpoint_table(struct mig_ctx *m)
     pg_sql_reset(&m->sql);
     pg_sql_add(&m->sql, "CREATE TABLE IF NOT EXISTS ");
     pg_sql_qualified(&m->sql, m->conn, m->schema, "spotagent_checkpoint");
-    pg_sql_add(&m->sql, " (sink text PRIMARY KEY, journal_id text, "
+    pg_sql_add(&m->sql, " (sink text, journal_id text, "
                         "seq bigint, segment bigint, \"offset\" bigint, "
-                        "updated_at timestamptz)");
+                        "updated_at timestamptz, "
+                        "PRIMARY KEY (sink, journal_id))");
     return run_sql(m);
+}
+
+/* Version 2: one checkpoint row per (sink, journal). Version 1 keyed the
+ * row by sink alone, so agents sharing a database (--mqtt-share-group)
+ * overwrote each other's position. Rows without a journal id cannot be
+ * resumed from and are dropped. */
+static int mig_v2(struct mig_ctx *m)
+{
+    static const char *const steps[] = {
+        "DELETE FROM %s WHERE journal_id IS NULL",
+        "ALTER TABLE %s DROP CONSTRAINT IF EXISTS spotagent_checkpoint_pkey",
+        "ALTER TABLE %s ADD PRIMARY KEY (sink, journal_id)",
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        const char *at = strstr(steps[i], "%s");
+        pg_sql_reset(&m->sql);
+        pg_sql_addn(&m->sql, steps[i], (size_t)(at - steps[i]));
+        pg_sql_qualified(&m->sql, m->conn, m->schema, "spotagent_checkpoint");
+        pg_sql_add(&m->sql, at + 2);
+        int rc = run_sql(m);
+        if (rc != SPOT_OK)
+            return rc;
+    }
+    return SPOT_OK;
 }
 
 /* Version 1: every table of the layout in force, and the checkpoint. */
@@ -508,6 +533,7 @@ static int mig_v1(struct mig_ctx *m)
  * fields need no entry: reconcile() adds their columns. */
 static const struct migration migrations[] = {
     {1, "create tables", mig_v1},
+    {2, "checkpoint keyed by sink and journal", mig_v2},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

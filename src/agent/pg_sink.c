@@ -303,17 +303,16 @@ static int build_checkpoint_sql(struct pg_sink *s)
     pg_sql_add(&s->ckpt_sql,
                " AS c (sink, journal_id, seq, segment, \"offset\", "
                "updated_at) VALUES ($1, $2, $3, $4, $5, now()) "
-               "ON CONFLICT (sink) DO UPDATE SET journal_id = "
-               "EXCLUDED.journal_id, seq = EXCLUDED.seq, segment = "
-               "EXCLUDED.segment, \"offset\" = EXCLUDED.\"offset\", "
+               "ON CONFLICT (sink, journal_id) DO UPDATE SET "
+               "seq = EXCLUDED.seq, segment = EXCLUDED.segment, "
+               "\"offset\" = EXCLUDED.\"offset\", "
                "updated_at = EXCLUDED.updated_at "
-               "WHERE c.journal_id IS DISTINCT FROM EXCLUDED.journal_id "
-               "OR c.seq IS NULL OR c.seq <= EXCLUDED.seq");
+               "WHERE c.seq IS NULL OR c.seq <= EXCLUDED.seq");
     pg_sql_reset(&s->ckpt_read);
     pg_sql_add(&s->ckpt_read, "SELECT journal_id, seq, segment, \"offset\" "
                               "FROM ");
     pg_sql_qualified(&s->ckpt_read, s->conn, s->schema, "spotagent_checkpoint");
-    pg_sql_add(&s->ckpt_read, " WHERE sink = $1");
+    pg_sql_add(&s->ckpt_read, " WHERE sink = $1 AND journal_id = $2");
     return s->ckpt_sql.oom || s->ckpt_read.oom ? SPOT_ENOMEM : SPOT_OK;
 }
 
@@ -322,9 +321,9 @@ static int build_checkpoint_sql(struct pg_sink *s)
  * COMMIT and the journal commit). */
 static int resume_from_db(struct pg_sink *s)
 {
-    const char *params[1] = {"pg"};
+    const char *params[2] = {"pg", journal_id(s->journal)};
     PGresult *res =
-        PQexecParams(s->conn, s->ckpt_read.s, 1, NULL, params, NULL, NULL, 0);
+        PQexecParams(s->conn, s->ckpt_read.s, 2, NULL, params, NULL, NULL, 0);
     int rc =
         pg_result_check(s->conn, res, PGRES_TUPLES_OK, s->err, sizeof s->err);
     if (rc != SPOT_OK) {

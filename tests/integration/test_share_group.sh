@@ -75,3 +75,13 @@ kill -TERM "$B_PID"
 rc=0
 wait_pid "$B_PID" 30 || rc=$?
 assert_eq 0 "$rc" "agent B exit status"
+
+# Each agent keeps its own database checkpoint (one row per journal): A's
+# does not overwrite B's.
+assert_eq 2 "$(psql_q "SELECT count(DISTINCT journal_id) FROM spotagent_checkpoint WHERE sink = 'pg'")" \
+    "checkpoint rows, one per agent's journal"
+for d in "$AGENT_DATA" "$B_DATA"; do
+    id=$(cat "$d/journal/JOURNAL_ID")
+    seq=$(psql_q "SELECT seq FROM spotagent_checkpoint WHERE sink = 'pg' AND journal_id = '$id'")
+    [ -n "$seq" ] && [ "$seq" -gt 0 ] || fail "no checkpoint row for journal $id ($d)"
+done
