@@ -3,9 +3,9 @@
  * validated whole and turned into an immutable lookup table. A reload
  * (groups_adopt) publishes a new table through an atomic pointer; readers
  * never lock. A replaced table stays allocated for GROUPS_RETIRED more
- * reloads, because records of a batch in progress may still point into it
- * (a batch lasts well under a second; reloads are made by people), and is
- * freed then or at exit.
+ * reloads, because a record being validated and encoded may still point
+ * into it; reloads are at least GROUPS_ADOPT_GAP_MS apart (main.c), so
+ * that is 16 s. It is freed then or at exit.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,8 +19,6 @@
 #include "spot/err.h"
 #include "spot/topic.h"
 #include "groups.h"
-
-#define GROUPS_RETIRED 16
 
 struct table {
     struct group *items;

@@ -36,7 +36,13 @@ int groups_new(struct groups **out, const struct yajl_val_s *node, char *err,
 void groups_free(struct groups *g);
 
 /* Replaces g's table with from's and frees from (main thread; readers of
- * g carry on without locking). */
+ * g carry on without locking). The replaced table is freed GROUPS_RETIRED
+ * adopts later: callers leave at least GROUPS_ADOPT_GAP_MS between adopts,
+ * so a group pointer stays valid for GROUPS_RETIRED x that (16 s) after
+ * the reload that replaced it. Sinks hold one only between validating a
+ * record and encoding it. */
+#define GROUPS_RETIRED 16
+#define GROUPS_ADOPT_GAP_MS 1000
 void groups_adopt(struct groups *g, struct groups *from);
 
 /* Number of configured groups; 0 means "accept every apikey". */

@@ -5,6 +5,9 @@
  * Signals are taken synchronously by the main thread (sigwait).
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include "activity.h"
 #include "admin_http.h"
 #include "config.h"
+#include "groups.h"
 #include "journal.h"
 #include "metrics.h"
 #include "mqtt_ingress.h"
@@ -303,6 +307,18 @@ static void reload(struct agent *a, int argc, char **argv)
     config_free(fresh);
 }
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for SIGTERM or SIGINT (returned), reloading on SIGHUP. Reloads
+ * are at least GROUPS_ADOPT_GAP_MS apart: SIGHUPs that arrive sooner are
+ * coalesced into one reload when the gap has passed (it reads the file as
+ * it is then). groups.c relies on this gap to know that a replaced table
+ * is no longer in use when it frees it. */
 static int wait_for_signal(struct agent *a, int argc, char **argv)
 {
     sigset_t set;
@@ -310,12 +326,28 @@ static int wait_for_signal(struct agent *a, int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    bool reload_due = false;
+    int64_t last_reload = INT64_MIN / 2;
     for (;;) {
         int sig;
-        if (sigwait(&set, &sig) != 0)
+        if (reload_due) {
+            int64_t wait = last_reload + GROUPS_ADOPT_GAP_MS - monotonic_ms();
+            if (wait <= 0) {
+                reload_due = false;
+                reload(a, argc, argv);
+                last_reload = monotonic_ms();
+                continue;
+            }
+            struct timespec ts = {.tv_sec = wait / 1000,
+                                  .tv_nsec = (wait % 1000) * 1000000};
+            sig = sigtimedwait(&set, NULL, &ts);
+            if (sig < 0)
+                continue; /* EAGAIN: the gap has passed; EINTR */
+        } else if (sigwait(&set, &sig) != 0) {
             continue;
+        }
         if (sig == SIGHUP) {
-            reload(a, argc, argv);
+            reload_due = true;
             continue;
         }
         return sig;

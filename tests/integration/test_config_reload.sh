@@ -8,6 +8,8 @@
 #     secret file gone) is logged and the agent keeps running on the old
 #     configuration (the old service groups still decide what is
 #     accepted); then a valid file applies at once.
+#  3. A burst of 300 SIGHUPs during a stream: coalesced to at most one
+#     reload a second, nothing lost, the last file applies.
 source "$(dirname "$0")/lib.sh"
 
 # check_fails WANT ARGS...: --check-config exits 2 saying WANT (a
@@ -115,6 +117,40 @@ send newkey
 wait_for 60 "newkey stored after the reload" \
     pg_count_is 1 air_quality "apikey = 'newkey'"
 assert_eq 2 "$(stored okkey)" "okkey rows"
+
+# A burst of SIGHUPs, the file changing between them, while a stream
+# flows: reloads are coalesced to at most one a second (a replaced groups
+# table is freed 16 reloads later, so it must not be in use then), nothing
+# is lost or refused, and the file as it is last applies.
+reloads() { grep -c "SIGHUP: configuration reloaded" "$AGENT_STDERR" || true; }
+groups_file okkey newkey burstkey
+n=$(reloads)
+kill -HUP "$AGENT_PID"
+wait_for 20 "burstkey accepted" test_count_gt "SIGHUP: configuration reloaded" "$n"
+n=$(reloads)
+t0=$SECONDS
+bg pub "$TOOLS/spotpub" --url "$MQTT_URL" --qos 1 --count 3000 --devices 5 \
+    --vertical aqo --apikey burstkey --start 1700000000 --rate 1000 --quiet
+pub=$BG_PID
+for i in $(seq 1 300); do
+    if [ $((i % 2)) = 0 ]; then groups_file okkey newkey burstkey; else groups_file burstkey okkey; fi
+    kill -HUP "$AGENT_PID"
+    [ $((i % 50)) = 0 ] && sleep 0.5 # spread over a few seconds
+done
+groups_file okkey newkey burstkey lastkey
+kill -HUP "$AGENT_PID"
+wait_pid "$pub" 60 || fail "spotpub failed (exit $?)"
+wait_for 60 "the burst's messages stored" pg_count_is 3000 air_quality "apikey = 'burstkey'"
+wait_for 20 "the last file applied" grep -q "configuration reloaded: 4 service group" "$AGENT_STDERR"
+elapsed=$((SECONDS - t0))
+done_reloads=$(($(reloads) - n))
+log "301 SIGHUPs in ${elapsed}s: $done_reloads reloads"
+[ "$done_reloads" -ge 2 ] || fail "only $done_reloads reloads for 301 SIGHUPs"
+[ "$done_reloads" -le $((elapsed + 2)) ] ||
+    fail "$done_reloads reloads in ${elapsed}s: SIGHUPs were not coalesced"
+assert_eq 0 "$(unknown burstkey)" "burstkey messages refused during the burst"
+send lastkey
+wait_for 60 "lastkey stored" pg_count_is 1 air_quality "apikey = 'lastkey'"
 
 agent_alive || fail "agent died"
 stop_agent || fail "agent exited with status $?"
