@@ -41,7 +41,7 @@ void groups_free(struct groups *g);
  * so a group pointer stays valid for GROUPS_RETIRED x that (16 s) after
  * the reload that replaced it. Sinks hold one only between validating a
  * record and encoding it. */
-#define GROUPS_RETIRED 16
+#define GROUPS_RETIRED      16
 #define GROUPS_ADOPT_GAP_MS 1000
 void groups_adopt(struct groups *g, struct groups *from);
 
