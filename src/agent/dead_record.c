@@ -26,9 +26,10 @@ static uint32_t get_u32(const unsigned char *p)
            (uint32_t)p[3] << 24;
 }
 
-int dead_record_append(struct journal *j, const struct dead_record *d)
+int dead_record_append(struct journal *j, const struct dead_record *d,
+                       bool bounded)
 {
-    if (d->topic_len > SPOT_MAX_TOPIC_LEN * 100 ||
+    if (d->topic_len > DEAD_RECORD_MAX_TOPIC_LEN ||
         d->detail_len > SPOT_MAX_DETAIL_LEN * 16 ||
         d->payload_len > SPOT_MAX_JOURNAL_PAYLOAD)
         return SPOT_ETOOBIG;
@@ -50,8 +51,10 @@ int dead_record_append(struct journal *j, const struct dead_record *d)
     char topic[64];
     snprintf(topic, sizeof topic, "%s%s", DEAD_RECORD_TOPIC_PREFIX,
              reject_reason_name(d->reason));
-    int rc = journal_append_unbounded(j, topic, strlen(topic), buf, len,
-                                      d->received_us);
+    int rc = bounded ? journal_append(j, topic, strlen(topic), buf, len,
+                                      d->received_us)
+                     : journal_append_unbounded(j, topic, strlen(topic), buf,
+                                                len, d->received_us);
     free(buf);
     return rc;
 }

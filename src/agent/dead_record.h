@@ -13,13 +13,17 @@
 #ifndef SPOT_DEAD_RECORD_H
 #define SPOT_DEAD_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "spot/limits.h"
 #include "journal.h"
 #include "validate.h"
 
 #define DEAD_RECORD_TOPIC_PREFIX "$spotagent/dead/"
+/* The longest original topic a dead letter keeps. */
+#define DEAD_RECORD_MAX_TOPIC_LEN (SPOT_MAX_TOPIC_LEN * 100)
 
 struct dead_record {
     enum reject_reason reason;
@@ -32,9 +36,12 @@ struct dead_record {
     int64_t received_us; /* original receive time */
 };
 
-/* Appends a dead letter to the journal (never waits on its bound).
- * Returns SPOT_OK, SPOT_ETOOBIG or SPOT_EIO. */
-int dead_record_append(struct journal *j, const struct dead_record *d);
+/* Appends a dead letter to the journal: waiting for space within the
+ * journal's bound when bounded (like journal_append: the MQTT callback),
+ * else never waiting (a sink, which is what frees space). Returns SPOT_OK,
+ * SPOT_ETOOBIG, SPOT_ENOMEM or SPOT_EIO. */
+int dead_record_append(struct journal *j, const struct dead_record *d,
+                       bool bounded);
 
 /* 1 when the journal entry is a dead letter (its topic has the prefix). */
 int dead_record_is(const struct journal_entry *e);

@@ -7,6 +7,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "spot/topic.h"
 #include "mqtt_ingress.h"
 #include "activity.h"
+#include "dead_record.h"
 
 #define MOD "mqtt"
 
@@ -78,19 +80,42 @@ static int on_message(void *ctx, char *topic, int topic_len,
                       tp.device_len, tp.vertical, now);
 
     size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    /* Larger than the journal keeps: journaled as a dead letter (reason
+     * too_large) with its first SPOT_MAX_JOURNAL_PAYLOAD bytes and its
+     * real size in the detail. */
+    char detail[128];
+    struct dead_record big = {
+        .reason = REJECT_TOO_LARGE,
+        .detail = detail,
+        .topic = topic,
+        .topic_len = tlen,
+        .payload = msg->payload,
+        .payload_len = SPOT_MAX_JOURNAL_PAYLOAD,
+        .received_us = now,
+    };
     if (len > SPOT_MAX_JOURNAL_PAYLOAD) {
-        /* keep what the journal holds; the validator rejects it as
-         * too_large and the dead-letter store keeps these bytes */
+        int n = snprintf(detail, sizeof detail,
+                         "payload of %zu bytes exceeds %d bytes (the first "
+                         "%d are kept)",
+                         len, SPOT_MAX_PAYLOAD_LEN, SPOT_MAX_JOURNAL_PAYLOAD);
+        big.detail_len = n > 0 ? (size_t)n : 0;
         log_msg(LOG_WARN, MOD,
-                "message of %zu bytes on %.*s truncated to %d bytes", len,
-                (int)(tlen > 200 ? 200 : tlen), topic,
+                "message of %zu bytes on %.*s: kept as a dead letter, "
+                "truncated to %d bytes",
+                len, (int)(tlen > 200 ? 200 : tlen), topic,
                 SPOT_MAX_JOURNAL_PAYLOAD);
-        len = SPOT_MAX_JOURNAL_PAYLOAD;
     }
+    /* a dead letter's topic is capped below MQTT's; past it (hostile),
+     * the truncated payload alone goes in and the validator rejects it */
+    bool as_dead =
+        len > SPOT_MAX_JOURNAL_PAYLOAD && tlen <= DEAD_RECORD_MAX_TOPIC_LEN;
+    if (len > SPOT_MAX_JOURNAL_PAYLOAD)
+        len = SPOT_MAX_JOURNAL_PAYLOAD;
     int backoff_ms = 100;
     for (;;) {
-        int rc =
-            journal_append(in->journal, topic, tlen, msg->payload, len, now);
+        int rc = as_dead ? dead_record_append(in->journal, &big, true)
+                         : journal_append(in->journal, topic, tlen,
+                                          msg->payload, len, now);
         if (rc == SPOT_OK)
             break;
         /* Disk trouble: the broker must not get a PUBACK for a message we

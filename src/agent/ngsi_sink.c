@@ -418,7 +418,7 @@ static int dead_append(struct ngsi_sink *s, const struct slot *sl,
         .payload_len = sl->payload_len,
         .received_us = sl->received_us,
     };
-    int rc = dead_record_append(s->journal, &d);
+    int rc = dead_record_append(s->journal, &d, false);
     if (rc == SPOT_OK) {
         s->dead_appended = true;
     } else if (rc == SPOT_ETOOBIG) {

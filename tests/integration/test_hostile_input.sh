@@ -69,6 +69,7 @@ f=$TEST_TMP/huge.bin
     printf '"}'
 } >"$f"
 head -c 1048576 "$f" >"$TEST_TMP/huge.kept"
+HUGE_SIZE=$(stat -c %s "$f")
 reject_case too_large "1.5 MB payload (the journal keeps its first 1 MB)" \
     "$GOOD" "$TEST_TMP/huge.kept"
 mpub -t "$GOOD" -f "$f"
@@ -142,6 +143,10 @@ mpub -t "$SENTINEL_TOPIC" -m "$(aqo 59)"
 wait_for 120 "sentinel stored" pg_count_is 1 air_quality "device_id = 'sentinel'"
 
 check_reject_cases
+# The detail of the truncated one gives its real size, not the kept one.
+assert_eq "payload of $HUGE_SIZE bytes exceeds 65536 bytes (the first 1048576 are kept)" \
+    "$(psql_q "SELECT detail FROM rejected_message WHERE reason = 'too_large' AND length(payload) = 1048576")" \
+    "detail of the 1.5 MB payload"
 
 # The retained ones: stored / rejected like any other.
 assert_eq 1 "$(pg_count air_quality "device_id = 'retained'")" "retained good message"

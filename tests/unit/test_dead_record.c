@@ -47,7 +47,7 @@ Test(dead_record, round_trip)
     };
     cr_assert_eq(journal_append(j, "/kaqo/d_AQO/attrs", 17, "{}", 2, 1),
                  SPOT_OK);
-    cr_assert_eq(dead_record_append(j, &d), SPOT_OK);
+    cr_assert_eq(dead_record_append(j, &d, false), SPOT_OK);
     struct journal_cursor *c;
     cr_assert_eq(journal_cursor_open(j, "t", &c), SPOT_OK);
     struct journal_entry e;
@@ -106,7 +106,7 @@ static void *write_many(void *arg)
                                     1,           topic,
                                     (size_t)len, (const unsigned char *)"y",
                                     1,           i};
-            dead_record_append(j, &d);
+            dead_record_append(j, &d, false);
         }
     }
     return NULL;
