@@ -63,6 +63,36 @@ static void set_state(struct ingress *in, enum conn_state st)
 
 /* --- callbacks (Paho thread) --------------------------------------------- */
 
+/* One attempt to journal a message. Larger than the journal keeps: a
+ * too_large dead letter with its first SPOT_MAX_JOURNAL_PAYLOAD bytes and
+ * its real size in the detail; past a dead letter's topic cap (hostile),
+ * the truncated payload alone, which the validator rejects. */
+static int keep_message(struct journal *j, const char *topic, size_t tlen,
+                        const void *payload, size_t len, int64_t now)
+{
+    if (len <= SPOT_MAX_JOURNAL_PAYLOAD)
+        return journal_append(j, topic, tlen, payload, len, now);
+    if (tlen > DEAD_RECORD_MAX_TOPIC_LEN)
+        return journal_append(j, topic, tlen, payload, SPOT_MAX_JOURNAL_PAYLOAD,
+                              now);
+    char detail[128];
+    int n = snprintf(detail, sizeof detail,
+                     "payload of %zu bytes exceeds %d bytes (the first %d "
+                     "are kept)",
+                     len, SPOT_MAX_PAYLOAD_LEN, SPOT_MAX_JOURNAL_PAYLOAD);
+    struct dead_record big = {
+        .reason = REJECT_TOO_LARGE,
+        .detail = detail,
+        .detail_len = n > 0 ? (size_t)n : 0,
+        .topic = topic,
+        .topic_len = tlen,
+        .payload = payload,
+        .payload_len = SPOT_MAX_JOURNAL_PAYLOAD,
+        .received_us = now,
+    };
+    return dead_record_append(j, &big, true);
+}
+
 static int on_message(void *ctx, char *topic, int topic_len,
                       MQTTAsync_message *msg)
 {
@@ -80,42 +110,15 @@ static int on_message(void *ctx, char *topic, int topic_len,
                       tp.device_len, tp.vertical, now);
 
     size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
-    /* Larger than the journal keeps: journaled as a dead letter (reason
-     * too_large) with its first SPOT_MAX_JOURNAL_PAYLOAD bytes and its
-     * real size in the detail. */
-    char detail[128];
-    struct dead_record big = {
-        .reason = REJECT_TOO_LARGE,
-        .detail = detail,
-        .topic = topic,
-        .topic_len = tlen,
-        .payload = msg->payload,
-        .payload_len = SPOT_MAX_JOURNAL_PAYLOAD,
-        .received_us = now,
-    };
-    if (len > SPOT_MAX_JOURNAL_PAYLOAD) {
-        int n = snprintf(detail, sizeof detail,
-                         "payload of %zu bytes exceeds %d bytes (the first "
-                         "%d are kept)",
-                         len, SPOT_MAX_PAYLOAD_LEN, SPOT_MAX_JOURNAL_PAYLOAD);
-        big.detail_len = n > 0 ? (size_t)n : 0;
+    if (len > SPOT_MAX_JOURNAL_PAYLOAD)
         log_msg(LOG_WARN, MOD,
                 "message of %zu bytes on %.*s: kept as a dead letter, "
                 "truncated to %d bytes",
                 len, (int)(tlen > 200 ? 200 : tlen), topic,
                 SPOT_MAX_JOURNAL_PAYLOAD);
-    }
-    /* a dead letter's topic is capped below MQTT's; past it (hostile),
-     * the truncated payload alone goes in and the validator rejects it */
-    bool as_dead =
-        len > SPOT_MAX_JOURNAL_PAYLOAD && tlen <= DEAD_RECORD_MAX_TOPIC_LEN;
-    if (len > SPOT_MAX_JOURNAL_PAYLOAD)
-        len = SPOT_MAX_JOURNAL_PAYLOAD;
     int backoff_ms = 100;
     for (;;) {
-        int rc = as_dead ? dead_record_append(in->journal, &big, true)
-                         : journal_append(in->journal, topic, tlen,
-                                          msg->payload, len, now);
+        int rc = keep_message(in->journal, topic, tlen, msg->payload, len, now);
         if (rc == SPOT_OK)
             break;
         /* Disk trouble: the broker must not get a PUBACK for a message we
