@@ -13,7 +13,8 @@
 #      scripts/bench-ngsi.sh, also runnable alone. BENCH_AGENT_CMD runs
 #      another agent that reads /+/+/attrs and writes to the test server
 #      (e.g. the FIWARE IoT Agent for JSON) on the same stream instead.
-# The load generator is spotsim (rate "max", one shared connection).
+# The load generator is spotsim (rate "max", one shared connection), or
+# with BENCH_PUBLISHER=raw the lean spotpub --raw (see load below).
 # Sizes: BENCH_N (messages per throughput run, default 200000),
 # BENCH_LONG (messages of the memory run, default 1000000).
 # BENCH_SECTIONS: comma-separated sections to run (e.g. 2,3; default all).
@@ -39,17 +40,35 @@ section() { printf '\n== %s\n' "$*"; }
 want() { [[ ",${BENCH_SECTIONS:-1,2,3,4,5}," == *",$1,"* ]]; }
 START=$(date -u -d '2026-01-01' +%s)
 
-# load QOS COUNT APIKEY [VERTICALS]: spotsim publishes COUNT messages as
-# fast as the broker takes them (100 devices, distinct natural keys).
+# load QOS COUNT APIKEY [VERTICALS]: the publisher sends COUNT messages as
+# fast as the broker takes them (100 devices, distinct natural keys) and
+# prints what it delivered. BENCH_PUBLISHER picks it: spotsim (default, the
+# fleet simulator on the device-side Paho publisher, one shared connection)
+# or raw (spotpub --raw: MQTT packed many packets per write, no Paho, so
+# the publisher takes little of the cores the broker and agent share).
 load() {
-    "$SPOTSIM" --url "$MQTT_URL" --qos "$1" --count "$2" --devices 100 \
-        --verticals "${4:-aqo}" --apikey "$3" --rate max --shared-connection \
-        --window "${BENCH_WINDOW:-100}" \
-        --failure-rate 0 --start 2026-01-01T00:00:00Z --summary - --quiet |
-        tr -d ' \n' | grep -o '"delivered":[0-9]*\|"delivered_per_s":[0-9.]*' |
-        tr '\n' ' '
-    echo
-    # CPU of the pipeline just reaped (spotsim; tr and grep are noise)
+    case ${BENCH_PUBLISHER:-spotsim} in
+    raw)
+        "$TOOLS/spotpub" --raw --url "$MQTT_URL" --qos "$1" --count "$2" \
+            --devices 100 --vertical "${4:-aqo}" --apikey "$3" \
+            --start "$START" --inflight "${BENCH_WINDOW:-100}" --quiet |
+            sed -n 's/.*acked=\([0-9]*\).*rate=\([0-9]*\).*/"delivered":\1 "delivered_per_s":\2/p'
+        ;;
+    spotsim)
+        "$SPOTSIM" --url "$MQTT_URL" --qos "$1" --count "$2" --devices 100 \
+            --verticals "${4:-aqo}" --apikey "$3" --rate max --shared-connection \
+            --window "${BENCH_WINDOW:-100}" \
+            --failure-rate 0 --start 2026-01-01T00:00:00Z --summary - --quiet |
+            tr -d ' \n' | grep -o '"delivered":[0-9]*\|"delivered_per_s":[0-9.]*' |
+            tr '\n' ' '
+        echo
+        ;;
+    *)
+        echo "BENCH_PUBLISHER must be spotsim or raw" >&2
+        return 2
+        ;;
+    esac
+    # CPU of the pipeline just reaped (the publisher; tr, sed, grep are noise)
     awk '{ sub(/.*\) /, ""); print $14 + $15 }' "/proc/$BASHPID/stat" \
         >"$TEST_TMP/pub.ticks"
 }

@@ -12,8 +12,11 @@
  * every message has a distinct natural key (apikey, device_id,
  * time_instant); cfe messages also get a distinct visitorId.
  *
+ * With --raw it bypasses Paho and writes MQTT packets to the socket itself,
+ * many per write (the bench's lean load generator; see "raw transport").
+ *
  * Threads: main publishes; Paho's callback thread counts completions under
- * one mutex.
+ * one mutex (--raw: one thread).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +30,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <MQTTAsync.h>
 
@@ -56,6 +63,7 @@ struct opts {
     const char *payload;
     double timeout_s; /* for the last acknowledgements */
     bool quiet;
+    bool raw; /* MQTT written straight to a socket, not through Paho */
 };
 
 struct state {
@@ -333,28 +341,33 @@ static int read_file(const char *path, char **out, size_t *out_len)
 
 static void usage(FILE *f)
 {
-    fputs("usage: spotpub [options]\n"
-          "  --url URL          broker (default mqtt://127.0.0.1:1883)\n"
-          "  --qos 0|1|2        (default 1)\n"
-          "  --count N          messages in total (default 1)\n"
-          "  --devices D        devices dev0..dev{D-1} (default 1)\n"
-          "  --device-prefix P  device id prefix (default dev)\n"
-          "  --vertical CODE    aqo nlo wto cfo cfe dev dho, or all (default "
-          "aqo)\n"
-          "  --apikey KEY       base apikey (default spotpubkey)\n"
-          "  --start EPOCH      TimeInstant of each device's first message\n"
-          "                     (default 1700000000)\n"
-          "  --period MIN       sampling period in minutes (default 5)\n"
-          "  --rate R           messages/s, 0 = as fast as possible (default "
-          "0)\n"
-          "  --inflight W       max unacknowledged messages (default 1000)\n"
-          "  --client-id ID     (default spotpub-{pid})\n"
-          "  --topic T          publish on T instead of the vertical's topic\n"
-          "  --file F           publish F's bytes as-is (needs --topic)\n"
-          "  --payload S        publish the string S as-is (needs --topic)\n"
-          "  --timeout S        wait for acknowledgements (default 120)\n"
-          "  --quiet            only the summary line\n",
-          f);
+    fputs(
+        "usage: spotpub [options]\n"
+        "  --url URL          broker (default mqtt://127.0.0.1:1883)\n"
+        "  --qos 0|1|2        (default 1)\n"
+        "  --count N          messages in total (default 1)\n"
+        "  --devices D        devices dev0..dev{D-1} (default 1)\n"
+        "  --device-prefix P  device id prefix (default dev)\n"
+        "  --vertical CODE    aqo nlo wto cfo cfe dev dho, or all (default "
+        "aqo)\n"
+        "  --apikey KEY       base apikey (default spotpubkey)\n"
+        "  --start EPOCH      TimeInstant of each device's first message\n"
+        "                     (default 1700000000)\n"
+        "  --period MIN       sampling period in minutes (default 5)\n"
+        "  --rate R           messages/s, 0 = as fast as possible (default "
+        "0)\n"
+        "  --inflight W       max unacknowledged messages (default 1000)\n"
+        "  --client-id ID     (default spotpub-{pid})\n"
+        "  --topic T          publish on T instead of the vertical's topic\n"
+        "  --file F           publish F's bytes as-is (needs --topic)\n"
+        "  --payload S        publish the string S as-is (needs --topic)\n"
+        "  --timeout S        wait for acknowledgements (default 120)\n"
+        "  --quiet            only the summary line\n"
+        "  --raw              no Paho: MQTT 3.1.1 written straight to a TCP\n"
+        "                     socket, many PUBLISH packets per write, so the\n"
+        "                     publisher costs the shared cores little (QoS 0\n"
+        "                     and 1, mqtt://host:port only, clean session)\n",
+        f);
 }
 
 static int parse_ll(const char *s, long long lo, long long hi, long long *out)
@@ -399,6 +412,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"payload", required_argument, NULL, 'm'},
         {"timeout", required_argument, NULL, 'T'},
         {"quiet", no_argument, NULL, 'Q'},
+        {"raw", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -464,6 +478,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'Q':
             o->quiet = true;
             break;
+        case 'R':
+            o->raw = true;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -490,12 +507,78 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     }
     if (!count_set)
         o->count = 1;
+    if (o->raw && o->qos == 2) {
+        warnx("--raw publishes at QoS 0 or 1");
+        return -1;
+    }
     if (strcmp(o->vertical, "all") != 0) {
         bool known = false;
         for (size_t i = 0; i < N_CODES; i++)
             known = known || strcmp(o->vertical, all_codes[i]) == 0;
         if (!known) {
             warnx("unknown vertical: %s", o->vertical);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- messages --------------------------------------------------------------
+ */
+
+/* One message to publish; topic and data point into the generator (or the
+ * --topic/--payload/--file bytes) until the next generate(). */
+struct outgoing {
+    const char *topic;
+    const void *data;
+    int len;
+};
+
+struct generator {
+    const struct opts *o;
+    bool all;
+    char *file_buf;
+    size_t file_len;
+    char payload[PUB_BUF];
+    char topic[PUB_MAX_TOPIC];
+};
+
+/* Message k of the run: 0, or -1 (with a warning) when it does not fit. */
+static int generate(struct generator *g, long long k, struct outgoing *m)
+{
+    const struct opts *o = g->o;
+    m->topic = o->topic ? o->topic : g->topic;
+    if (g->file_buf) {
+        m->data = g->file_buf;
+        m->len = (int)g->file_len;
+        return 0;
+    }
+    if (o->payload) {
+        m->data = o->payload;
+        m->len = (int)strlen(o->payload);
+        return 0;
+    }
+    long dev = (long)(k % o->devices);
+    long long j = k / o->devices;
+    const char *code = g->all ? all_codes[j % (long long)N_CODES] : o->vertical;
+    char when[32];
+    format_time(when, sizeof when, o->start + j * o->period * 60);
+    m->len =
+        make_payload(g->payload, sizeof g->payload, code, k, when, o->period);
+    if (m->len < 0) {
+        warnx("payload too long");
+        return -1;
+    }
+    m->data = g->payload;
+    if (!o->topic) {
+        char upper[4];
+        for (int i = 0; i < 3; i++)
+            upper[i] = (char)(code[i] - 'a' + 'A');
+        upper[3] = '\0';
+        int tn = snprintf(g->topic, sizeof g->topic, "/%s%s/%s%ld_%s/attrs",
+                          o->apikey, code, o->device_prefix, dev, upper);
+        if (tn < 0 || (size_t)tn >= sizeof g->topic) {
+            warnx("topic too long");
             return -1;
         }
     }
@@ -533,40 +616,329 @@ static int publish(MQTTAsync client, const char *topic, const void *data,
     }
 }
 
-int main(int argc, char **argv)
+/* --- raw transport (--raw) -----------------------------------------------
+ * MQTT 3.1.1 without a client library: CONNECT, then PUBLISH packets packed
+ * into one buffer and written with one write(2) per RAW_FLUSH bytes. Paho
+ * spends a system call and a thread hand-off on every message; on shared
+ * cores that is CPU taken from the broker and the agent under test, which in
+ * production run on other hosts than the devices. QoS 1 keeps at most
+ * --inflight PUBLISH packets unacknowledged; QoS 0 ends with DISCONNECT and
+ * waits for the broker to close the connection, so every message counted
+ * has been read by the broker.
+ */
+
+#define RAW_FLUSH (64 * 1024)
+#define RAW_OUT   (PUB_MAX_PAYLOAD + PUB_MAX_TOPIC + RAW_FLUSH + 16)
+#define RAW_IN    (64 * 1024)
+
+struct raw_conn {
+    int fd;
+    unsigned char *out;
+    size_t out_len;
+    unsigned char in[RAW_IN];
+    size_t in_len;
+    bool closed; /* the broker closed the connection */
+    long long acked;
+    struct timespec last_ack;
+};
+
+/* Splits mqtt://host[:port] (or tcp://); host is a name or an IPv4/IPv6
+ * literal ([::1]). */
+static int raw_parse_url(const char *url, char *host, size_t hostlen,
+                         char *port, size_t portlen)
 {
-    struct opts o = {
-        .url = "mqtt://127.0.0.1:1883",
-        .qos = 1,
-        .count = 1,
-        .devices = 1,
-        .vertical = "aqo",
-        .apikey = "spotpubkey",
-        .device_prefix = "dev",
-        .start = 1700000000LL,
-        .period = 5,
-        .rate = 0,
-        .inflight = 1000,
-        .timeout_s = 120,
-    };
+    const char *p = NULL;
+    if (strncmp(url, "mqtt://", 7) == 0)
+        p = url + 7;
+    else if (strncmp(url, "tcp://", 6) == 0)
+        p = url + 6;
+    if (!p || !*p) {
+        warnx("--raw takes an mqtt://host:port URL, not %s", url);
+        return -1;
+    }
+    const char *end, *colon;
+    if (*p == '[') {
+        end = strchr(p, ']');
+        if (!end)
+            return warnx("bad URL %s", url), -1;
+        p++;
+        colon = *(end + 1) == ':' ? end + 1 : NULL;
+    } else {
+        colon = strrchr(p, ':');
+        end = colon ? colon : p + strlen(p);
+    }
+    size_t n = (size_t)(end - p);
+    const char *ps = colon ? colon + 1 : "1883";
+    if (n == 0 || n >= hostlen || strlen(ps) >= portlen || strchr(ps, '/')) {
+        warnx("bad URL %s", url);
+        return -1;
+    }
+    memcpy(host, p, n);
+    host[n] = '\0';
+    memcpy(port, ps, strlen(ps) + 1);
+    return 0;
+}
+
+static size_t put_remaining_length(unsigned char *b, size_t n)
+{
+    size_t i = 0;
+    do {
+        unsigned char d = (unsigned char)(n % 128);
+        n /= 128;
+        b[i++] = (unsigned char)(d | (n ? 0x80 : 0));
+    } while (n);
+    return i;
+}
+
+static size_t put_string(unsigned char *b, const char *s, size_t n)
+{
+    b[0] = (unsigned char)(n >> 8);
+    b[1] = (unsigned char)n;
+    memcpy(b + 2, s, n);
+    return n + 2;
+}
+
+static int raw_flush(struct raw_conn *c)
+{
+    size_t off = 0;
+    while (off < c->out_len) {
+        ssize_t w = write(c->fd, c->out + off, c->out_len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            warnx("write to broker: %s", strerror(errno));
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    c->out_len = 0;
+    return 0;
+}
+
+/* Reads what the broker sent, waiting up to wait_ms for it, and counts the
+ * PUBACKs; any other packet is skipped. 0, or -1 on an error. */
+static int raw_read(struct raw_conn *c, int wait_ms)
+{
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    int pr = poll(&pfd, 1, wait_ms);
+    if (pr < 0 && errno != EINTR) {
+        warnx("poll: %s", strerror(errno));
+        return -1;
+    }
+    if (pr <= 0)
+        return 0;
+    ssize_t r =
+        recv(c->fd, c->in + c->in_len, sizeof c->in - c->in_len, MSG_DONTWAIT);
+    if (r == 0) {
+        c->closed = true;
+        return 0;
+    }
+    if (r < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    c->in_len += (size_t)r;
+    size_t pos = 0;
+    while (c->in_len - pos >= 2) {
+        size_t len = 0, i = 1;
+        unsigned mul = 1;
+        for (;; i++) {
+            if (pos + i >= c->in_len || i > 4)
+                break;
+            len += (c->in[pos + i] & 127u) * mul;
+            mul *= 128;
+            if (!(c->in[pos + i] & 128u))
+                break;
+        }
+        if (i > 4 || len > sizeof c->in / 2) {
+            warnx("unexpected packet from the broker");
+            return -1;
+        }
+        if (pos + i >= c->in_len || c->in_len - pos - i - 1 < len)
+            break; /* incomplete */
+        if ((c->in[pos] & 0xf0) == 0x40) {
+            c->acked++;
+            clock_gettime(CLOCK_MONOTONIC, &c->last_ack);
+        }
+        pos += i + 1 + len;
+    }
+    memmove(c->in, c->in + pos, c->in_len - pos);
+    c->in_len -= pos;
+    return 0;
+}
+
+static int raw_connect(struct raw_conn *c, const struct opts *o)
+{
+    char host[256], port[16];
+    if (raw_parse_url(o->url, host, sizeof host, port, sizeof port) != 0)
+        return -1;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+    int gai = getaddrinfo(host, port, &hints, &ai);
+    if (gai != 0) {
+        warnx("%s: %s", host, gai_strerror(gai));
+        return -1;
+    }
+    c->fd = -1;
+    for (struct addrinfo *a = ai; a && c->fd < 0; a = a->ai_next) {
+        c->fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (c->fd >= 0 && connect(c->fd, a->ai_addr, a->ai_addrlen) != 0) {
+            close(c->fd);
+            c->fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    if (c->fd < 0) {
+        warnx("connect %s: %s", o->url, strerror(errno));
+        return -1;
+    }
+    size_t idlen = strlen(o->client_id);
+    if (idlen > 1024) {
+        warnx("client id too long");
+        return -1;
+    }
+    unsigned char var[1100];
+    size_t v = put_string(var, "MQTT", 4);
+    var[v++] = 4;    /* protocol level: 3.1.1 */
+    var[v++] = 0x02; /* clean session */
+    var[v++] = 0;    /* keepalive off: the stream never pauses long */
+    var[v++] = 0;
+    v += put_string(var + v, o->client_id, idlen);
+    c->out[0] = 0x10;
+    c->out_len = 1 + put_remaining_length(c->out + 1, v);
+    memcpy(c->out + c->out_len, var, v);
+    c->out_len += v;
+    if (raw_flush(c) != 0)
+        return -1;
+    double until = now_s() + 10;
+    while (c->in_len < 4 && !c->closed && now_s() < until) {
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t r = recv(c->fd, c->in + c->in_len, 4 - c->in_len, 0);
+        if (r <= 0)
+            c->closed = true;
+        else
+            c->in_len += (size_t)r;
+    }
+    if (c->in_len < 4 || c->in[0] != 0x20 || c->in[3] != 0) {
+        warnx("broker refused the connection (CONNACK %s, code %d)",
+              c->in_len < 4 ? "missing" : "received",
+              c->in_len < 4 ? -1 : c->in[3]);
+        return -1;
+    }
+    c->in_len = 0;
+    return 0;
+}
+
+/* Appends one PUBLISH packet to the output buffer (flushed when full). */
+static int raw_publish(struct raw_conn *c, const struct outgoing *m, int qos,
+                       unsigned id)
+{
+    size_t tlen = strlen(m->topic);
+    if (tlen > 65535 || (size_t)m->len > PUB_MAX_PAYLOAD) {
+        warnx("topic or payload too long");
+        return -1;
+    }
+    size_t rem = 2 + tlen + (qos ? 2 : 0) + (size_t)m->len;
+    if (c->out_len + rem + 5 > RAW_OUT && raw_flush(c) != 0)
+        return -1;
+    unsigned char *b = c->out + c->out_len;
+    size_t n = 0;
+    b[n++] = (unsigned char)(0x30 | (qos << 1));
+    n += put_remaining_length(b + n, rem);
+    n += put_string(b + n, m->topic, tlen);
+    if (qos) {
+        b[n++] = (unsigned char)(id >> 8);
+        b[n++] = (unsigned char)id;
+    }
+    memcpy(b + n, m->data, (size_t)m->len);
+    c->out_len += n + (size_t)m->len;
+    return c->out_len >= RAW_FLUSH ? raw_flush(c) : 0;
+}
+
+/* Publishes over a raw socket; returns the exit status. */
+static int run_raw(const struct opts *o, struct generator *g)
+{
+    static struct raw_conn c;
     int ret = 1;
-    char *file_buf = NULL;
-    size_t file_len = 0;
-    char client_id[128];
+    c.out = malloc(RAW_OUT);
+    if (!c.out) {
+        warnx("out of memory");
+        return 1;
+    }
+    c.fd = -1;
+    if (raw_connect(&c, o) != 0)
+        goto out;
+
+    long long sent = 0;
+    unsigned id = 0;
+    bool failed = false;
+    double t0 = now_s();
+    for (long long k = 0; k < o->count && !failed; k++) {
+        if (o->qos == 1) {
+            while (sent - c.acked >= o->inflight && !failed) {
+                failed =
+                    raw_flush(&c) != 0 || raw_read(&c, 1000) != 0 || c.closed;
+            }
+            if (c.in_len || (k % 256) == 0)
+                failed = failed || raw_read(&c, 0) != 0;
+        }
+        if (o->rate > 0 && t0 + (double)k / o->rate > now_s()) {
+            failed = failed || raw_flush(&c) != 0;
+            sleep_s(t0 + (double)k / o->rate - now_s());
+        }
+        struct outgoing m;
+        if (failed || generate(g, k, &m) != 0)
+            break;
+        id = id % 65535 + 1;
+        if (raw_publish(&c, &m, o->qos, id) != 0)
+            break;
+        sent++;
+    }
+    if (raw_flush(&c) != 0)
+        goto report;
+    double until = now_s() + o->timeout_s;
+    if (o->qos == 1) {
+        while (c.acked < sent && !c.closed && now_s() < until &&
+               raw_read(&c, 200) == 0) {
+        }
+    }
+    /* DISCONNECT; the broker closes once it has read everything before. */
+    c.out[0] = 0xe0;
+    c.out[1] = 0;
+    c.out_len = 2;
+    if (raw_flush(&c) == 0 && shutdown(c.fd, SHUT_WR) == 0) {
+        while (!c.closed && now_s() < until && raw_read(&c, 200) == 0) {
+        }
+    }
+    if (o->qos == 0 && c.closed) {
+        c.acked = sent;
+        clock_gettime(CLOCK_MONOTONIC, &c.last_ack);
+    }
+report:;
+    double last = c.acked > 0 ? ts_s(&c.last_ack) : now_s();
+    double elapsed = last - t0;
+    if (elapsed <= 0)
+        elapsed = 1e-9;
+    printf("sent=%lld acked=%lld elapsed_s=%.3f rate=%.0f\n", sent, c.acked,
+           elapsed, (double)c.acked / elapsed);
+    fflush(stdout);
+    if (c.acked == o->count)
+        ret = 0;
+    else if (!quiet)
+        warnx("only %lld of %lld messages acknowledged", c.acked, o->count);
+out:
+    if (c.fd >= 0)
+        close(c.fd);
+    free(c.out);
+    return ret;
+}
+
+/* Publishes through Paho MQTTAsync; returns the exit status. */
+static int run_paho(const struct opts *op, struct generator *g)
+{
+    struct opts o = *op;
+    int ret = 1;
     MQTTAsync client = NULL;
     bool created = false;
-    bool all = false;
-
-    if (parse_opts(argc, argv, &o) != 0)
-        return 2;
-    quiet = o.quiet;
-    all = strcmp(o.vertical, "all") == 0;
-    if (o.file && read_file(o.file, &file_buf, &file_len) != 0)
-        return 2;
-    if (!o.client_id) {
-        snprintf(client_id, sizeof client_id, "spotpub-%ld", (long)getpid());
-        o.client_id = client_id;
-    }
 
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     co.MQTTVersion = MQTTVERSION_3_1_1;
@@ -606,9 +978,6 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    char payload[PUB_BUF];
-    char topic[PUB_MAX_TOPIC];
-    char when[32];
     long long sent = 0;
     double t0 = now_s();
     for (long long k = 0; k < o.count; k++) {
@@ -622,41 +991,10 @@ int main(int argc, char **argv)
         if (o.rate > 0)
             sleep_s(t0 + (double)k / o.rate - now_s());
 
-        const void *data;
-        int len;
-        if (file_buf) {
-            data = file_buf;
-            len = (int)file_len;
-        } else if (o.payload) {
-            data = o.payload;
-            len = (int)strlen(o.payload);
-        } else {
-            long dev = (long)(k % o.devices);
-            long long j = k / o.devices;
-            const char *code =
-                all ? all_codes[j % (long long)N_CODES] : o.vertical;
-            format_time(when, sizeof when, o.start + j * o.period * 60);
-            len =
-                make_payload(payload, sizeof payload, code, k, when, o.period);
-            if (len < 0) {
-                warnx("payload too long");
-                break;
-            }
-            data = payload;
-            if (!o.topic) {
-                char upper[4];
-                for (int i = 0; i < 3; i++)
-                    upper[i] = (char)(code[i] - 'a' + 'A');
-                upper[3] = '\0';
-                int tn = snprintf(topic, sizeof topic, "/%s%s/%s%ld_%s/attrs",
-                                  o.apikey, code, o.device_prefix, dev, upper);
-                if (tn < 0 || (size_t)tn >= sizeof topic) {
-                    warnx("topic too long");
-                    break;
-                }
-            }
-        }
-        if (publish(client, o.topic ? o.topic : topic, data, len, o.qos) != 0)
+        struct outgoing m;
+        if (generate(g, k, &m) != 0)
+            break;
+        if (publish(client, m.topic, m.data, m.len, o.qos) != 0)
             break;
         sent++;
     }
@@ -692,6 +1030,40 @@ int main(int argc, char **argv)
 out:
     if (created)
         MQTTAsync_destroy(&client);
-    free(file_buf);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {
+        .url = "mqtt://127.0.0.1:1883",
+        .qos = 1,
+        .count = 1,
+        .devices = 1,
+        .vertical = "aqo",
+        .apikey = "spotpubkey",
+        .device_prefix = "dev",
+        .start = 1700000000LL,
+        .period = 5,
+        .rate = 0,
+        .inflight = 1000,
+        .timeout_s = 120,
+    };
+    char client_id[128];
+    static struct generator g;
+
+    if (parse_opts(argc, argv, &o) != 0)
+        return 2;
+    quiet = o.quiet;
+    g.o = &o;
+    g.all = strcmp(o.vertical, "all") == 0;
+    if (o.file && read_file(o.file, &g.file_buf, &g.file_len) != 0)
+        return 2;
+    if (!o.client_id) {
+        snprintf(client_id, sizeof client_id, "spotpub-%ld", (long)getpid());
+        o.client_id = client_id;
+    }
+    int ret = o.raw ? run_raw(&o, &g) : run_paho(&o, &g);
+    free(g.file_buf);
     return ret;
 }
