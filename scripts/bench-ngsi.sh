@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Section 5 of make bench (scripts/bench.sh runs it), also runnable alone:
 #   bash scripts/bench-ngsi.sh
-# publisher -> Mosquitto -> agent -> NGSI test server, QoS 1, all
-# verticals. Prints entities/s, requests/s, entities per request, and the
+# publisher -> Mosquitto -> agent -> NGSI test server, QoS 1 (or
+# BENCH_NGSI_QOS), all verticals. Prints entities/s, requests/s, entities per request, and the
 # CPU each process spent per entity (publisher, broker, agent, server all
 # share this machine's cores). A bare Paho subscriber on the same stream
 # first gives the ceiling the broker and publisher leave on this machine.
@@ -14,6 +14,10 @@
 #   BENCH_NGSI_WINDOW   publisher messages in flight (default 100: Paho's
 #                       cost per message grows with it, on the same cores)
 #   BENCH_NGSI_BARE=0   skip the bare-subscriber reference
+#   BENCH_NGSI_QOS      MQTT QoS of publisher, subscriber and agent (default 1)
+#   BENCH_PUBLISHER     spotsim (default: the fleet simulator, Paho) or raw
+#                       (spotpub --raw: many packets per write, no Paho; the
+#                       publisher then takes little of the shared cores)
 #   BENCH_APIKEY        apikey of the stream (default ngsibench)
 # Another agent on the same stream and test server (BENCH_AGENT_CMD):
 #   BENCH_AGENT_CMD     shell command that starts it in the foreground; it
@@ -55,16 +59,32 @@ tree_ticks() {
     echo "$t"
 }
 
-# publish RATE COUNT: spotsim, 100 devices, all verticals, one shared
-# connection; prints the summary's delivered figures and the publisher's
-# CPU seconds ("cpu=").
+# publish RATE COUNT: BENCH_PUBLISHER, 100 devices, all verticals, one
+# connection; prints the delivered figures and the publisher's CPU seconds
+# ("cpu=").
+QOS=${BENCH_NGSI_QOS:-1}
+START=$(date -u -d '2026-01-01' +%s)
 publish() {
     local out TIMEFORMAT='cpu=%U+%S'
-    out=$( { time "$SPOTSIM" --url "$MQTT_URL" \
-        --qos 1 --count "$2" --devices 100 --verticals all \
-        --apikey "$APIKEY" --rate "$1" --shared-connection \
-        --window "$WINDOW" --failure-rate 0 \
-        --start 2026-01-01T00:00:00Z --summary - --quiet; } 2>&1)
+    case ${BENCH_PUBLISHER:-spotsim} in
+    raw)
+        out=$( { time "$TOOLS/spotpub" --raw --url "$MQTT_URL" --qos "$QOS" \
+            --count "$2" --devices 100 --vertical all --apikey "$APIKEY" \
+            --rate "${1/max/0}" --inflight "$WINDOW" --start "$START" \
+            --quiet; } 2>&1)
+        out=$(sed 's/.*acked=\([0-9]*\).*rate=\([0-9]*\)/"delivered":\1 "delivered_per_s":\2 /' <<<"$out")
+        ;;
+    spotsim)
+        out=$( { time "$SPOTSIM" --url "$MQTT_URL" \
+            --qos "$QOS" --count "$2" --devices 100 --verticals all \
+            --apikey "$APIKEY" --rate "$1" --shared-connection \
+            --window "$WINDOW" --failure-rate 0 \
+            --start 2026-01-01T00:00:00Z --summary - --quiet; } 2>&1)
+        ;;
+    *)
+        fail "BENCH_PUBLISHER must be spotsim or raw"
+        ;;
+    esac
     printf '%s' "$out" | tr -d ' \n' |
         grep -o '"delivered":[0-9]*\|"delivered_per_s":[0-9.]*\|cpu=[0-9.+]*' |
         tr '\n' ' '
@@ -89,7 +109,7 @@ stat_field() { stats | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
 start_mosquitto
 
 if [ "${BENCH_NGSI_BARE:-1}" != 0 ]; then
-    "$TOOLS/spotsub" --url "$MQTT_URL" --qos 1 --count "$N" \
+    "$TOOLS/spotsub" --url "$MQTT_URL" --qos "$QOS" --count "$N" \
         --timeout 300 --ready-file "$TEST_TMP/sub.ready" \
         >"$TEST_TMP/sub.log" 2>&1 &
     sub=$!
@@ -98,7 +118,7 @@ if [ "${BENCH_NGSI_BARE:-1}" != 0 ]; then
     pub=$(publish max "$N")
     m1=$(cpu_ticks "$MQTT_PID")
     wait "$sub" || true
-    echo "reference, bare Paho subscriber (QoS 1): $(tail -1 "$TEST_TMP/sub.log")"
+    echo "reference, bare Paho subscriber (QoS $QOS): $(tail -1 "$TEST_TMP/sub.log")"
     awk -v n="$N" -v p="$(pub_cpu "$pub")" -v m=$((m1 - m0)) -v hz="$HZ" \
         'BEGIN { printf "  CPU per message: publisher %.1f us, broker %.1f us\n", p / n * 1e6, m / hz / n * 1e6 }'
 fi
@@ -162,7 +182,7 @@ if [ -n "${BENCH_AGENT_CMD:-}" ]; then
 else
     AGENT_ID="$AGENT_ID-ngsi"
     AGENT_DATA=$TEST_TMP/agent-ngsi
-    AGENT_NO_PG=1 start_agent --mqtt-qos 1 --log-level warn \
+    AGENT_NO_PG=1 start_agent --mqtt-qos "$QOS" --log-level warn \
         --orion-url "$ORION_URL"
     OTHER_PID=$AGENT_PID
 fi

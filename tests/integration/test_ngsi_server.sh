@@ -215,6 +215,17 @@ reject 400 BadRequest "invalid GeoJSON" \
     '{"id":"E2","type":"T","location":{"type":"geo:json","value":{"type":"Point","coordinates":[200,1]}}}'
 reject 400 BadRequest "unknown attribute field" \
     '{"id":"E2","type":"T","a":{"type":"Number","value":1,"unit":"x"}}'
+reject 400 BadRequest "duplicated attribute (3 keys)" \
+    '{"id":"E2","type":"T","a":{"value":1},"a":{"value":2}}'
+# More than 8 keys are checked by sorting; the answer must name the first
+# duplicated key in document order all the same.
+MANY='{"id":"E2","type":"T","k9":{"value":1},"b":{"value":1},"c":{"value":1},"d":{"value":1},"e":{"value":1},"f":{"value":1},"a":{"value":1},"g":{"value":1},"h":{"value":1},"a":{"value":2},"k9":{"value":2}}'
+reject 400 BadRequest "duplicated attribute (13 keys)" "$MANY"
+update "{\"actionType\":\"append\",\"entities\":[$MANY]}"
+assert_eq "duplicated key /k9/ in entity" "$(jget "$BODY" '->{description}')" \
+    "the duplicated key named (13 keys)"
+update '{"actionType":"append","entities":[{"id":"E_many","type":"T","a1":{"value":1},"a2":{"value":1},"a3":{"value":1},"a4":{"value":1},"a5":{"value":1},"a6":{"value":1},"a7":{"value":1},"a8":{"value":1},"a9":{"value":1}}]}'
+assert_eq 204 "$ST" "11 distinct keys accepted (body $BODY)"
 reject 400 ParseError "number out of range" '{"id":"E2","type":"T","a":{"value":1e400}}'
 reject 400 ParseError "invalid JSON" '{"id":"E2",'
 reject 400 BadRequest "hyphen in Fiware-ServicePath" '{"id":"E2","type":"T"}' \

@@ -904,9 +904,10 @@ static int v2_apply_one(enum ns_action act, const char *service,
         o->succeeded++;
         return 0;
     }
+    size_t hint = 0;
     for (size_t i = 0; i < en->nattrs; i++) {
         struct ns_attr *a = &en->attrs[i];
-        struct ns_attr *old = ent_attr(&x->e, a->name);
+        struct ns_attr *old = ent_attr(&x->e, a->name, &hint);
         int rc = 0;
 
         if (old == NULL && (act == ACT_UPDATE || act == ACT_DELETE)) {
@@ -1457,9 +1458,10 @@ static int ld_apply_one(const char *tenant, struct ns_entity *en, int update)
     x->e.type_json = en->type_json;
     x->e.types = en->types;
     en->type = en->type_json = en->types = NULL;
+    size_t hint = 0;
     for (size_t i = 0; i < en->nattrs; i++) {
         struct ns_attr *a = &en->attrs[i];
-        struct ns_attr *old = ent_attr(&x->e, a->name);
+        struct ns_attr *old = ent_attr(&x->e, a->name, &hint);
         if (old != NULL) {
             free(old->value);
             old->value = a->value;
@@ -2296,7 +2298,10 @@ static int body_add(struct req *r, const char *data, size_t n)
         return 0;
     }
     if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
+        /* Content-Length (within the size limit) sizes it at once. */
+        size_t cap = r->cap                                ? r->cap
+                     : r->has_clen && r->clen < g.max_body ? (size_t)r->clen + 1
+                                                           : 4096;
         char *b;
         while (cap < r->len + n + 1) {
             cap *= 2;

@@ -185,7 +185,7 @@ static int has_forbidden_id_chars(const char *s)
 static int in_list(const char *s, const char *const *list)
 {
     for (; *list != NULL; list++) {
-        if (strcmp(s, *list) == 0) {
+        if (s[0] == (*list)[0] && strcmp(s, *list) == 0) {
             return 1;
         }
     }
