@@ -103,10 +103,11 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libspot.a
 	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -o $@ $^ $(LIBS)
 
 # Test servers (the NGSI stand-in for Orion): libmicrohttpd + yajl.
-$(BUILD)/servers/%: tests/servers/%.c $(BUILD)/libspot.a
+SERVER_HDR := $(wildcard tests/servers/*.h)
+$(BUILD)/servers/%: tests/servers/%.c $(SERVER_HDR) $(BUILD)/libspot.a
 	@mkdir -p $(@D)
 	@echo '  CC      $<'
-	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -o $@ $^ $(LIBS)
+	@$(CC) $(WARN) $(OPT) $(CPPFLAGS_BASE) -o $@ $< $(BUILD)/libspot.a $(LIBS)
 
 # --- sanitizer build (tests) -----------------------------------------------
 $(ASAN_DIR)/obj/%.o: %.c | $(GEN_SRC) $(VERSION_H)

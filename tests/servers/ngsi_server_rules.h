@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ngsi_server_intern.h"
 #include "ngsi_server_json.h"
 
 #define NS_MAX_ID_LEN   256 /* Orion MAX_ID_LEN */
@@ -102,8 +103,8 @@ struct v2_update {
 
 static void md_clear(struct ns_md *m)
 {
-    free(m->name);
-    free(m->type);
+    str_release(m->name);
+    str_release(m->type);
     free(m->value);
     memset(m, 0, sizeof *m);
 }
@@ -114,8 +115,8 @@ static void attr_clear(struct ns_attr *a)
         md_clear(&a->md[i]);
     }
     free(a->md);
-    free(a->name);
-    free(a->type);
+    str_release(a->name);
+    str_release(a->type);
     free(a->value);
     memset(a, 0, sizeof *a);
 }
@@ -719,8 +720,8 @@ static int v2_parse_md(const char *name, yajl_val v, struct ns_md *m,
             return BAD(e, "invalid JSON field for attribute metadata");
         }
     }
-    m->name = strdup(name);
-    m->type = strdup(type != NULL ? type->u.string : v2_default_type(value));
+    m->name = intern(name);
+    m->type = intern(type != NULL ? type->u.string : v2_default_type(value));
     if (m->name == NULL || m->type == NULL) {
         return oom(e);
     }
@@ -805,8 +806,8 @@ static int v2_parse_attr(const char *name, yajl_val v, int keyvalues,
             }
         }
     }
-    a->name = strdup(name);
-    a->type = strdup(type != NULL ? type->u.string : v2_default_type(value));
+    a->name = intern(name);
+    a->type = intern(type != NULL ? type->u.string : v2_default_type(value));
     if (a->name == NULL || a->type == NULL) {
         return oom(e);
     }
@@ -1585,7 +1586,7 @@ static int ld_parse_entity(yajl_val v, int need_ctx, struct ns_entity *en,
             return -1;
         }
         a = &en->attrs[en->nattrs++];
-        a->name = strdup(k);
+        a->name = intern(k);
         a->value = json_text(x);
         if (a->name == NULL || a->value == NULL) {
             return oom(e);

@@ -345,7 +345,7 @@ static int md_merge(struct ns_attr *old, struct ns_attr *in, int override)
  * fields. */
 static int attr_update(struct ns_attr *old, struct ns_attr *in, int override)
 {
-    free(old->type);
+    str_release(old->type);
     free(old->value);
     old->type = in->type;
     old->value = in->value;
