@@ -11,13 +11,14 @@
 #   BENCH_N             messages per run (default 200000)
 #   BENCH_NGSI_RATES    publish rates, messages/s or "max", one run each
 #                       (default "max")
-#   BENCH_NGSI_WINDOW   publisher messages in flight (default 100: Paho's
-#                       cost per message grows with it, on the same cores)
+#   BENCH_NGSI_WINDOW   publisher messages in flight (default 1000 for raw,
+#                       100 for spotsim: Paho's cost per message grows with
+#                       it, the raw publisher's shrinks)
 #   BENCH_NGSI_BARE=0   skip the bare-subscriber reference
 #   BENCH_NGSI_QOS      MQTT QoS of publisher, subscriber and agent (default 1)
-#   BENCH_PUBLISHER     spotsim (default: the fleet simulator, Paho) or raw
-#                       (spotpub --raw: many packets per write, no Paho; the
-#                       publisher then takes little of the shared cores)
+#   BENCH_PUBLISHER     raw (default: spotpub --raw, many packets per write,
+#                       no Paho, so the publisher takes little of the shared
+#                       cores) or spotsim (the fleet simulator, Paho)
 #   BENCH_APIKEY        apikey of the stream (default ngsibench)
 # Another agent on the same stream and test server (BENCH_AGENT_CMD):
 #   BENCH_AGENT_CMD     shell command that starts it in the foreground; it
@@ -40,7 +41,12 @@ SPOTSIM=${SPOTSIM:-$REPO/build/spotsim}
 NGSI_SERVER=${NGSI_SERVER:-$REPO/build/servers/ngsi_server}
 N=${BENCH_N:-200000}
 RATES=${BENCH_NGSI_RATES:-max}
-WINDOW=${BENCH_NGSI_WINDOW:-100}
+PUBLISHER=${BENCH_PUBLISHER:-raw}
+if [ "$PUBLISHER" = raw ]; then
+    WINDOW=${BENCH_NGSI_WINDOW:-1000}
+else
+    WINDOW=${BENCH_NGSI_WINDOW:-100}
+fi
 APIKEY=${BENCH_APIKEY:-ngsibench}
 SETTLE=${BENCH_SETTLE_S:-10}
 # shellcheck source=../tests/integration/lib.sh
@@ -66,7 +72,7 @@ QOS=${BENCH_NGSI_QOS:-1}
 START=$(date -u -d '2026-01-01' +%s)
 publish() {
     local out TIMEFORMAT='cpu=%U+%S'
-    case ${BENCH_PUBLISHER:-spotsim} in
+    case $PUBLISHER in
     raw)
         out=$( { time "$TOOLS/spotpub" --raw --url "$MQTT_URL" --qos "$QOS" \
             --count "$2" --devices 100 --vertical all --apikey "$APIKEY" \
@@ -110,7 +116,7 @@ start_mosquitto
 
 if [ "${BENCH_NGSI_BARE:-1}" != 0 ]; then
     "$TOOLS/spotsub" --url "$MQTT_URL" --qos "$QOS" --count "$N" \
-        --timeout 300 --ready-file "$TEST_TMP/sub.ready" \
+        --timeout 300 --idle-timeout 10 --ready-file "$TEST_TMP/sub.ready" \
         >"$TEST_TMP/sub.log" 2>&1 &
     sub=$!
     wait_for 10 "spotsub to subscribe" test -e "$TEST_TMP/sub.ready"

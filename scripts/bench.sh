@@ -13,13 +13,17 @@
 #      scripts/bench-ngsi.sh, also runnable alone. BENCH_AGENT_CMD runs
 #      another agent that reads /+/+/attrs and writes to the test server
 #      (e.g. the FIWARE IoT Agent for JSON) on the same stream instead.
-# The load generator is spotsim (rate "max", one shared connection), or
-# with BENCH_PUBLISHER=raw the lean spotpub --raw (see load below).
+# The load generator (BENCH_PUBLISHER) is spotpub --raw by default, which
+# packs MQTT packets many per write and costs the shared cores 1-4 µs per
+# message; BENCH_PUBLISHER=spotsim uses the fleet simulator on the device
+# side's Paho publisher instead (18 µs per message at QoS 0, 45 at QoS 1, on
+# the same two cores as the broker and the agent). See load below.
 # Sizes: BENCH_N (messages per throughput run, default 200000),
 # BENCH_LONG (messages of the memory run, default 1000000).
 # BENCH_SECTIONS: comma-separated sections to run (e.g. 2,3; default all).
-# BENCH_WINDOW: the publisher's messages in flight (default 100; Paho's
-# publisher costs about 20 µs more per message with 1000).
+# BENCH_WINDOW: the publisher's messages in flight (default 1000 for raw,
+# 100 for spotsim: Paho's publisher costs about 20 µs more per message with
+# 1000, the raw one 13 µs more with 100).
 # BENCH_REPEAT: how many times sections 2 and 3 alternate (default 1); the
 # QoS 1 ratio of each pair is printed, then their median.
 # Sections 2-4 also print the CPU time per message of each process
@@ -42,16 +46,16 @@ START=$(date -u -d '2026-01-01' +%s)
 
 # load QOS COUNT APIKEY [VERTICALS]: the publisher sends COUNT messages as
 # fast as the broker takes them (100 devices, distinct natural keys) and
-# prints what it delivered. BENCH_PUBLISHER picks it: spotsim (default, the
-# fleet simulator on the device-side Paho publisher, one shared connection)
-# or raw (spotpub --raw: MQTT packed many packets per write, no Paho, so
-# the publisher takes little of the cores the broker and agent share).
+# prints what it delivered. BENCH_PUBLISHER picks it: raw (default: spotpub
+# --raw, MQTT packed many packets per write, no Paho, so the publisher
+# takes little of the cores the broker and agent share) or spotsim (the
+# fleet simulator on the device-side Paho publisher, one shared connection).
 load() {
-    case ${BENCH_PUBLISHER:-spotsim} in
+    case ${BENCH_PUBLISHER:-raw} in
     raw)
         "$TOOLS/spotpub" --raw --url "$MQTT_URL" --qos "$1" --count "$2" \
             --devices 100 --vertical "${4:-aqo}" --apikey "$3" \
-            --start "$START" --inflight "${BENCH_WINDOW:-100}" --quiet |
+            --start "$START" --inflight "${BENCH_WINDOW:-1000}" --quiet |
             sed -n 's/.*acked=\([0-9]*\).*rate=\([0-9]*\).*/"delivered":\1 "delivered_per_s":\2/p'
         ;;
     spotsim)
@@ -121,7 +125,7 @@ start_postgres
 bare_subscriber() {
     local qos=$1
     "$TOOLS/spotsub" --url "$MQTT_URL" --qos "$qos" --count "$N" \
-        --timeout 300 --ready-file "$TEST_TMP/sub.$qos.ready" \
+        --timeout 300 --idle-timeout 10 --ready-file "$TEST_TMP/sub.$qos.ready" \
         >"$TEST_TMP/sub.$qos.log" 2>&1 &
     local sub=$!
     wait_for 10 "spotsub to subscribe" test -e "$TEST_TMP/sub.$qos.ready"
@@ -131,6 +135,7 @@ bare_subscriber() {
     local line
     line=$(tail -1 "$TEST_TMP/sub.$qos.log")
     echo "subscriber: $line"
+    case $line in "received=$N "*) ;; *) echo "(the bare subscriber did not get all $N messages; its rate is of those it got)" ;; esac
     BARE_RATE=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$line")
     local cpu=${line##*cpu_s=}
     cpu_report "$N" spotsub "$(awk -v c="$cpu" -v u="$TICK_US" -v t="$CPU_AG" \
@@ -181,11 +186,22 @@ agent_run() {
     [ "$rows" -ge "$N" ] || echo "(not all rows landed: $rows)"
     echo "publisher: $pub"
     stop_agent 60 >/dev/null || true
+    forget_session "$AGENT_ID"
     xacts=$(($(pg_xacts) - x0 - 3))
     echo "PostgreSQL transactions: $xacts ($((rows / (xacts > 0 ? xacts : 1))) rows each)"
     awk -v n="$rows" -v a="$first" -v b="$end" \
         'BEGIN { printf "spotagent -> PostgreSQL: %d rows in %.2f s = %.0f msg/s (first arrival to last commit)\n", n, b - a, n / (b - a) }'
     E2E_RATE=$(awk -v n="$rows" -v a="$first" -v b="$end" 'BEGIN { printf "%d", n / (b - a) }')
+}
+
+# forget_session ID: ends the stopped agent's persistent session (a clean
+# session connect with its client id). Otherwise Mosquitto queues every
+# later run's messages for it, grows by gigabytes over a BENCH_REPEAT run
+# and slows down (and in one 5-run bench the bare subscribers of later runs
+# missed messages, which did not recur with the sessions ended).
+forget_session() {
+    mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -i "$1" -t spotagent/bench/none \
+        -E -W 10 >/dev/null 2>&1 || echo "(could not end the session of $1)"
 }
 
 # Sections 2 and 3 alternate BENCH_REPEAT times, so that each end-to-end
@@ -276,6 +292,7 @@ if want 4; then
     echo "RSS before: $before KiB, with $N messages backlogged: $during KiB (journal on disk: $journal KiB), after catching up: $after KiB"
     echo "rows landed after PostgreSQL came back: $(pg_count air_quality "apikey = 'pgdown'")"
     stop_agent 60 >/dev/null || true
+    forget_session "$AGENT_ID"
 fi
 
 want 5 || exit 0

@@ -49,6 +49,7 @@ struct opts {
     int qos;
     long long count;
     double timeout_s;
+    double idle_s; /* 0: none */
     bool quiet;
 };
 
@@ -170,6 +171,8 @@ static void usage(FILE *f)
           "  --count N         exit after N messages (default 0: at "
           "--timeout)\n"
           "  --timeout S       give up after S seconds (default 60)\n"
+          "  --idle-timeout S  give up S seconds after the last message\n"
+          "                    (default 0: only --timeout)\n"
           "  --client-id ID    (default spotsub-{pid})\n"
           "  --ready-file F    created once subscribed\n"
           "  --quiet           only the summary line\n",
@@ -184,6 +187,7 @@ static int parse_opts(int argc, char **argv)
         {"qos", required_argument, NULL, 'q'},
         {"count", required_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 'T'},
+        {"idle-timeout", required_argument, NULL, 'I'},
         {"client-id", required_argument, NULL, 'i'},
         {"ready-file", required_argument, NULL, 'r'},
         {"quiet", no_argument, NULL, 'Q'},
@@ -214,6 +218,11 @@ static int parse_opts(int argc, char **argv)
         case 'T':
             o.timeout_s = strtod(optarg, &end);
             if (!(o.timeout_s > 0))
+                end = optarg;
+            break;
+        case 'I':
+            o.idle_s = strtod(optarg, &end);
+            if (!(o.idle_s >= 0))
                 end = optarg;
             break;
         case 'i':
@@ -311,6 +320,9 @@ int main(int argc, char **argv)
     while ((o.count == 0 || st.received < o.count) && now_s() < until) {
         struct timespec dl = deadline_in(0.1);
         pthread_cond_timedwait(&st.cv, &st.mu, &dl);
+        if (o.idle_s > 0 && st.received > 0 &&
+            now_s() - ts_s(&st.last) > o.idle_s)
+            break;
     }
     long long n = st.received;
     double elapsed = n > 1 ? ts_s(&st.last) - ts_s(&st.first) : 0;
