@@ -181,13 +181,22 @@ _port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# free_port: prints a port in 20000..59999 that nothing listens on and that
-# this test did not hand out before. Callers retry if a bind still loses the
-# race with another process.
+# free_port: prints a port that nothing listens on and that this test did
+# not hand out before, below the kernel's ephemeral range (client sockets
+# take their source ports from that range: a port from it can be free when
+# checked and taken by an outgoing connection when the server binds).
+# Callers retry if a bind still loses the race with another process.
+_PORT_LO=10000 _PORT_N=22000
+if read -r _eph_lo _eph_hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null &&
+    [ "${_eph_lo:-0}" -gt 12000 ]; then
+    _PORT_N=$((_eph_lo - _PORT_LO))
+elif [ -n "${_eph_hi:-}" ] && [ "$_eph_hi" -lt 63000 ]; then
+    _PORT_LO=$((_eph_hi + 1)) _PORT_N=$((65000 - _eph_hi))
+fi
 free_port() {
     local p i
     for i in $(seq 1 200); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        p=$((_PORT_LO + (RANDOM * 32768 + RANDOM) % _PORT_N))
         case $_PORTS_TAKEN in *" $p "*) continue ;; esac
         if _port_free "$p"; then
             _PORTS_TAKEN="$_PORTS_TAKEN$p "
