@@ -272,18 +272,15 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 /* A NUL-terminated copy of s with invalid UTF-8 and NUL bytes replaced
  * by '?' (so that yajl_gen emits valid JSON). Bodies are nearly always
  * plain ASCII: copied whole, then checked eight bytes at a time. */
-static char *utf8_copy(const char *s, size_t n)
+/* Replaces, in place, each byte of s[0..n) that does not start a valid
+ * UTF-8 sequence (a NUL byte among them) with '?'; returns how many it
+ * replaced, or only whether there is one (0 or 1) when dry_run. */
+static size_t utf8_sanitize(char *s, size_t n, int dry_run)
 {
-    char *out = malloc(n + 1);
     const unsigned char *u = (const unsigned char *)s;
     const uint64_t ones = 0x0101010101010101ull, highs = ones * 0x80;
-    size_t i = 0;
+    size_t i = 0, bad = 0;
 
-    if (out == NULL) {
-        return NULL;
-    }
-    memcpy(out, s, n);
-    out[n] = '\0';
     while (i < n) {
         size_t k;
         uint64_t w;
@@ -301,11 +298,31 @@ static char *utf8_copy(const char *s, size_t n)
         }
         k = utf8_seq(u + i, n - i);
         if (k == 0) {
-            out[i++] = '?';
+            if (dry_run) {
+                return 1;
+            }
+            s[i++] = '?';
+            bad++;
         } else {
             i += k;
         }
     }
+    return bad;
+}
+
+/* A NUL-terminated copy of s[0..n) with every byte that does not start a
+ * valid UTF-8 sequence replaced by '?' (caller frees); NULL when out of
+ * memory. */
+static char *utf8_copy(const char *s, size_t n)
+{
+    char *out = malloc(n + 1);
+
+    if (out == NULL) {
+        return NULL;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+    utf8_sanitize(out, n, 0);
     return out;
 }
 
@@ -379,7 +396,7 @@ static char *kv_json(struct MHD_Connection *c, enum MHD_ValueKind kind)
 }
 
 /* Builds the record of request r outside the lock. */
-static void rec_build(struct rec *x, const struct req *r, int status)
+static void rec_build(struct rec *x, struct req *r, int status)
 {
     size_t blen = r->len < NS_RING_BODY_MAX ? r->len : NS_RING_BODY_MAX;
 
@@ -389,7 +406,16 @@ static void rec_build(struct rec *x, const struct req *r, int status)
     x->path = strdup(r->path);
     x->args = kv_json(r->conn, MHD_GET_ARGUMENT_KIND);
     x->headers = kv_json(r->conn, MHD_HEADER_KIND);
-    x->body = utf8_copy(r->body != NULL ? r->body : "", r->body ? blen : 0);
+    /* A whole, clean body is moved, not copied: the request is answered and
+     * its body not read again (a batch body is a few hundred KB). */
+    if (r->body != NULL && !r->overflow && blen == r->len &&
+        utf8_sanitize(r->body, r->len, 1) == 0) {
+        x->body = r->body;
+        r->body = NULL;
+        r->cap = 0;
+    } else {
+        x->body = utf8_copy(r->body != NULL ? r->body : "", r->body ? blen : 0);
+    }
     x->body_len = r->received;
     x->truncated = r->overflow || blen < r->len;
     x->status = status;
