@@ -93,7 +93,9 @@ static char *intern(const char *s)
 /* Frees s unless it is pooled. */
 static void str_release(char *s)
 {
-    if (s < intern_pool || s >= intern_pool + sizeof intern_pool) {
+    uintptr_t p = (uintptr_t)s, lo = (uintptr_t)intern_pool;
+
+    if (p < lo || p - lo >= sizeof intern_pool) { /* not pooled */
         free(s);
     }
 }
