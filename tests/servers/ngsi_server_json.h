@@ -90,7 +90,8 @@ static int json_prescan(const char *s, size_t len)
  * json_free, instead of three to five malloc calls per node: on 200 KB
  * batch bodies the allocator was half of the server's time. */
 
-#define NS_ARENA_MIN (64u * 1024u)
+#define NS_ARENA_MIN      (64u * 1024u)
+#define NS_ARENA_KEEP_MAX (16u * 1024u * 1024u) /* largest block kept */
 
 struct json_blk {
     struct json_blk *next;
@@ -118,8 +119,8 @@ struct json_builder {
 /* Each thread keeps the largest block its last parse freed, for the next
  * parse: a batch body of a few hundred KB needs a block of about a
  * megabyte, and getting a fresh one from malloc for every request cost the
- * server a fifth of its time (heap consolidation, page faults). Freed when
- * the thread ends. */
+ * server a fifth of its time (heap consolidation, page faults). Blocks over
+ * NS_ARENA_KEEP_MAX are not kept. Freed when the thread ends. */
 static pthread_key_t json_blk_key;
 static pthread_once_t json_blk_once = PTHREAD_ONCE_INIT;
 
@@ -375,7 +376,8 @@ static void json_blocks_free(struct json_blk *k)
     while (k != NULL) {
         struct json_blk *next = k->next;
         struct json_blk *kept = pthread_getspecific(json_blk_key);
-        if (kept == NULL || kept->cap < k->cap) {
+        if (k->cap <= NS_ARENA_KEEP_MAX &&
+            (kept == NULL || kept->cap < k->cap)) {
             if (pthread_setspecific(json_blk_key, k) == 0) {
                 free(kept);
                 k = next;
@@ -443,7 +445,6 @@ static yajl_val obj_get(yajl_val o, const char *key)
     return NULL;
 }
 
-/* Returns a key that appears twice in object o, or NULL. */
 static int key_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
