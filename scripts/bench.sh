@@ -197,8 +197,7 @@ agent_run() {
 # forget_session ID: ends the stopped agent's persistent session (a clean
 # session connect with its client id). Otherwise Mosquitto queues every
 # later run's messages for it, grows by gigabytes over a BENCH_REPEAT run
-# and slows down (and in one 5-run bench the bare subscribers of later runs
-# missed messages, which did not recur with the sessions ended).
+# and slows down.
 forget_session() {
     mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -i "$1" -t spotagent/bench/none \
         -E -W 10 >/dev/null 2>&1 || echo "(could not end the session of $1)"
