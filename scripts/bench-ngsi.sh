@@ -2,8 +2,8 @@
 # Section 5 of make bench (scripts/bench.sh runs it), also runnable alone:
 #   bash scripts/bench-ngsi.sh
 # publisher -> Mosquitto -> agent -> NGSI test server, QoS 1 (or
-# BENCH_NGSI_QOS), all verticals. Prints entities/s, requests/s, entities per request, and the
-# CPU each process spent per entity (publisher, broker, agent, server all
+# BENCH_NGSI_QOS), all verticals. Prints entities/s, requests/s, entities
+# per request, and the CPU each process spent per entity (publisher, broker, agent, server all
 # share this machine's cores). A bare Paho subscriber on the same stream
 # first gives the ceiling the broker and publisher leave on this machine.
 #

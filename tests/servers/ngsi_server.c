@@ -269,17 +269,13 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
-/* A NUL-terminated copy of s with invalid UTF-8 and NUL bytes replaced
- * by '?' (so that yajl_gen emits valid JSON). Bodies are nearly always
- * plain ASCII: copied whole, then checked eight bytes at a time. */
-/* Replaces, in place, each byte of s[0..n) that does not start a valid
- * UTF-8 sequence (a NUL byte among them) with '?'; returns how many it
- * replaced, or only whether there is one (0 or 1) when dry_run. */
-static size_t utf8_sanitize(char *s, size_t n, int dry_run)
+/* The offset in s[0..n) of the first byte at or after i that does not
+ * start a valid UTF-8 sequence (a NUL byte among them), or n. Bodies are
+ * nearly always plain ASCII: checked eight bytes at a time. */
+static size_t utf8_next_bad(const char *s, size_t i, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     const uint64_t ones = 0x0101010101010101ull, highs = ones * 0x80;
-    size_t i = 0, bad = 0;
 
     while (i < n) {
         size_t k;
@@ -296,23 +292,17 @@ static size_t utf8_sanitize(char *s, size_t n, int dry_run)
             i++;
             continue;
         }
-        k = utf8_seq(u + i, n - i);
-        if (k == 0) {
-            if (dry_run) {
-                return 1;
-            }
-            s[i++] = '?';
-            bad++;
-        } else {
-            i += k;
+        if ((k = utf8_seq(u + i, n - i)) == 0) {
+            return i;
         }
+        i += k;
     }
-    return bad;
+    return n;
 }
 
-/* A NUL-terminated copy of s[0..n) with every byte that does not start a
- * valid UTF-8 sequence replaced by '?' (caller frees); NULL when out of
- * memory. */
+/* A NUL-terminated copy of s[0..n) with invalid UTF-8 and NUL bytes
+ * replaced by '?' (so that yajl_gen emits valid JSON); caller frees; NULL
+ * when out of memory. */
 static char *utf8_copy(const char *s, size_t n)
 {
     char *out = malloc(n + 1);
@@ -322,7 +312,10 @@ static char *utf8_copy(const char *s, size_t n)
     }
     memcpy(out, s, n);
     out[n] = '\0';
-    utf8_sanitize(out, n, 0);
+    for (size_t i = utf8_next_bad(out, 0, n); i < n;
+         i = utf8_next_bad(out, i + 1, n)) {
+        out[i] = '?';
+    }
     return out;
 }
 
@@ -409,7 +402,7 @@ static void rec_build(struct rec *x, struct req *r, int status)
     /* A whole, clean body is moved, not copied: the request is answered and
      * its body not read again (a batch body is a few hundred KB). */
     if (r->body != NULL && !r->overflow && blen == r->len &&
-        utf8_sanitize(r->body, r->len, 1) == 0) {
+        utf8_next_bad(r->body, 0, r->len) == r->len) {
         x->body = r->body;
         r->body = NULL;
         r->cap = 0;

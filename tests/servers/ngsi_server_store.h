@@ -379,9 +379,7 @@ static int geo_count_after(const struct ns_stored *x,
                 break;
             }
         }
-        if (!overwritten) {
-            n += x->e.attrs[i].is_geo;
-        }
+        n += !overwritten;
     }
     return n;
 }

@@ -37,6 +37,9 @@
 
 #include <MQTTAsync.h>
 
+#include "spot/err.h"
+#include "spot/mqtt_url.h"
+
 #define PUB_MAX_PAYLOAD (1024 * 1024)
 #define PUB_MAX_TOPIC   1024
 #define PUB_BUF         2048
@@ -642,43 +645,6 @@ struct raw_conn {
     struct timespec last_ack;
 };
 
-/* Splits mqtt://host[:port] (or tcp://); host is a name or an IPv4/IPv6
- * literal ([::1]). */
-static int raw_parse_url(const char *url, char *host, size_t hostlen,
-                         char *port, size_t portlen)
-{
-    const char *p = NULL;
-    if (strncmp(url, "mqtt://", 7) == 0)
-        p = url + 7;
-    else if (strncmp(url, "tcp://", 6) == 0)
-        p = url + 6;
-    if (!p || !*p) {
-        warnx("--raw takes an mqtt://host:port URL, not %s", url);
-        return -1;
-    }
-    const char *end, *colon;
-    if (*p == '[') {
-        end = strchr(p, ']');
-        if (!end)
-            return warnx("bad URL %s", url), -1;
-        p++;
-        colon = *(end + 1) == ':' ? end + 1 : NULL;
-    } else {
-        colon = strrchr(p, ':');
-        end = colon ? colon : p + strlen(p);
-    }
-    size_t n = (size_t)(end - p);
-    const char *ps = colon ? colon + 1 : "1883";
-    if (n == 0 || n >= hostlen || strlen(ps) >= portlen || strchr(ps, '/')) {
-        warnx("bad URL %s", url);
-        return -1;
-    }
-    memcpy(host, p, n);
-    host[n] = '\0';
-    memcpy(port, ps, strlen(ps) + 1);
-    return 0;
-}
-
 static size_t put_remaining_length(unsigned char *b, size_t n)
 {
     size_t i = 0;
@@ -737,6 +703,7 @@ static int raw_read(struct raw_conn *c, int wait_ms)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
     c->in_len += (size_t)r;
     size_t pos = 0;
+    long long acked = c->acked;
     while (c->in_len - pos >= 2) {
         size_t len = 0, i = 1;
         unsigned mul = 1;
@@ -754,12 +721,12 @@ static int raw_read(struct raw_conn *c, int wait_ms)
         }
         if (pos + i >= c->in_len || c->in_len - pos - i - 1 < len)
             break; /* incomplete */
-        if ((c->in[pos] & 0xf0) == 0x40) {
+        if ((c->in[pos] & 0xf0) == 0x40)
             c->acked++;
-            clock_gettime(CLOCK_MONOTONIC, &c->last_ack);
-        }
         pos += i + 1 + len;
     }
+    if (c->acked != acked)
+        clock_gettime(CLOCK_MONOTONIC, &c->last_ack);
     memmove(c->in, c->in + pos, c->in_len - pos);
     c->in_len -= pos;
     return 0;
@@ -767,9 +734,24 @@ static int raw_read(struct raw_conn *c, int wait_ms)
 
 static int raw_connect(struct raw_conn *c, const struct opts *o)
 {
-    char host[256], port[16];
-    if (raw_parse_url(o->url, host, sizeof host, port, sizeof port) != 0)
+    struct mqtt_url u;
+    char why[256], port[16];
+    if (mqtt_url_parse(o->url, &u, why, sizeof why) != SPOT_OK) {
+        warnx("%s", why);
         return -1;
+    }
+    if (strcmp(u.scheme, "mqtt") != 0 || u.has_user || u.path[0]) {
+        warnx("--raw takes an mqtt://host:port URL (no credentials, no path)");
+        return -1;
+    }
+    /* getaddrinfo wants an IPv6 literal without its brackets */
+    char *host = u.host;
+    size_t hl = strlen(host);
+    if (hl > 1 && host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        host++;
+    }
+    snprintf(port, sizeof port, "%d", u.port >= 0 ? u.port : 1883);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
     int gai = getaddrinfo(host, port, &hints, &ai);
     if (gai != 0) {
@@ -878,7 +860,7 @@ static int run_raw(const struct opts *o, struct generator *g)
                 failed =
                     raw_flush(&c) != 0 || raw_read(&c, 1000) != 0 || c.closed;
             }
-            if (c.in_len || (k % 256) == 0)
+            if (k % 256 == 0) /* collect acknowledgements on the way */
                 failed = failed || raw_read(&c, 0) != 0;
         }
         if (o->rate > 0 && t0 + (double)k / o->rate > now_s()) {
