@@ -14,50 +14,13 @@
 
 source "$(dirname "$0")/lib.sh"
 
-NGSI_SERVER=${NGSI_SERVER:-$TOOLS/../servers/ngsi_server}
-[ -x "$NGSI_SERVER" ] ||
-    fail "NGSI test server not found: $NGSI_SERVER (build it: make tools)"
+# shellcheck source=ngsi_lib.sh
+source "$(dirname "$0")/ngsi_lib.sh"
 
 D=20
 PERIOD=5
 
 # --- helpers ------------------------------------------------------------------
-
-NGSI_PID=
-NGSI_URL=
-
-_ngsi_up_or_dead() {
-    [ -s "$1" ] || ! kill -0 "$2" 2>/dev/null
-}
-
-# start_ngsi: the test server on a free port; sets NGSI_URL.
-start_ngsi() {
-    local port pf=$TEST_TMP/ngsi.port
-    for _ in 1 2 3 4 5; do
-        rm -f "$pf"
-        port=$(free_port)
-        bg ngsi "$NGSI_SERVER" --port "$port" --port-file "$pf"
-        wait_until 10 _ngsi_up_or_dead "$pf" "$BG_PID" || true
-        if [ -s "$pf" ]; then
-            NGSI_PID=$BG_PID
-            NGSI_URL=http://127.0.0.1:$(cat "$pf")
-            log "ngsi_server at $NGSI_URL (pid $NGSI_PID)"
-            return 0
-        fi
-        kill -KILL "$BG_PID" 2>/dev/null || true
-        wait "$BG_PID" 2>/dev/null || true
-    done
-    fail "ngsi_server did not start"
-}
-
-# ngsi METHOD PATH [CURL ARGS...]: sets ST (HTTP status) and BODY.
-ngsi() {
-    local method=$1 path=$2
-    shift 2
-    ST=$(curl -sS -o "$TEST_TMP/ngsi.body" -w '%{http_code}' -X "$method" \
-        "$@" "$NGSI_URL$path") || ST=curl-failed
-    BODY=$(cat "$TEST_TMP/ngsi.body" 2>/dev/null || true)
-}
 
 # fault JSON: sets the server's faults.
 fault() {
@@ -122,7 +85,7 @@ fi
 # --- the stream through faults -----------------------------------------------
 
 start_mosquitto
-start_ngsi
+start_ngsi ngsi
 start_agent --orion-url "$NGSI_URL"
 
 # 4000 messages at 300/s: the stream lasts about 13 s, long enough to run

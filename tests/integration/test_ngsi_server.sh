@@ -13,47 +13,11 @@
 
 source "$(dirname "$0")/lib.sh"
 
-NGSI_SERVER=${NGSI_SERVER:-$REPO_ROOT/build/servers/ngsi_server}
-[ -x "$NGSI_SERVER" ] ||
-    fail "NGSI test server not found: $NGSI_SERVER (build it: make tools)"
+# shellcheck source=ngsi_lib.sh
+source "$(dirname "$0")/ngsi_lib.sh"
 
 MAX_BODY=65536
-NGSI_PID=
-NGSI_PORT=
-NGSI_URL=
-
 # --- helpers ------------------------------------------------------------------
-
-_ngsi_up_or_dead() {
-    [ -s "$1" ] || ! kill -0 "$2" 2>/dev/null
-}
-
-# start_ngsi NAME [ARGS...]: starts the server on a free port (retrying if
-# the bind loses a race); sets NGSI_PID, NGSI_PORT, NGSI_URL.
-start_ngsi() {
-    local name=$1 _try port pf
-    shift
-    pf=$TEST_TMP/$name.port
-    for _try in 1 2 3 4 5; do
-        rm -f "$pf"
-        port=$(free_port)
-        bg "$name" "$NGSI_SERVER" --port "$port" --port-file "$pf" \
-            --log "$TEST_TMP/$name.requests.log" "$@"
-        wait_until 10 _ngsi_up_or_dead "$pf" "$BG_PID" || true
-        if [ -s "$pf" ]; then
-            NGSI_PID=$BG_PID
-            NGSI_PORT=$(cat "$pf")
-            assert_eq "$port" "$NGSI_PORT" "port in --port-file"
-            NGSI_URL=http://127.0.0.1:$NGSI_PORT
-            log "$name on $NGSI_PORT (pid $NGSI_PID)"
-            return 0
-        fi
-        kill -KILL "$BG_PID" 2>/dev/null || true
-        wait "$BG_PID" 2>/dev/null || true
-        log "$name could not start on $port, retrying"
-    done
-    fail "$name did not start"
-}
 
 # stop_ngsi: SIGTERM; the server must exit 0 (and, under ASan, leak-free).
 stop_ngsi() {
@@ -64,21 +28,12 @@ stop_ngsi() {
     NGSI_PID=
 }
 
-# req METHOD PATH [CURL ARGS...]: sets ST (HTTP status) and BODY.
-req() {
-    local method=$1 path=$2
-    shift 2
-    ST=$(curl -sS -o "$TEST_TMP/body" -w '%{http_code}' -X "$method" \
-        "$@" "$NGSI_URL$path") || ST="curl-failed"
-    BODY=$(cat "$TEST_TMP/body" 2>/dev/null || true)
-}
-
 # update JSON [CURL ARGS...]: POST /v2/op/update (Content-Type $UPDATE_CT,
 # default application/json).
 update() {
     local body=$1
     shift
-    req POST /v2/op/update -H "Content-Type: ${UPDATE_CT:-application/json}" \
+    ngsi POST /v2/op/update -H "Content-Type: ${UPDATE_CT:-application/json}" \
         "$@" --data-binary "$body"
 }
 
@@ -86,7 +41,7 @@ update() {
 upsert() {
     local body=$1
     shift
-    req POST /ngsi-ld/v1/entityOperations/upsert "$@" --data-binary "$body"
+    ngsi POST /ngsi-ld/v1/entityOperations/upsert "$@" --data-binary "$body"
 }
 
 # jget JSON PERL-PATH: prints the value at the path ('->{a}[0]'); objects
@@ -103,7 +58,7 @@ jget() {
 }
 
 stat_of() {
-    req GET /__stats
+    ngsi GET /__stats
     jget "$BODY" "$1"
 }
 
@@ -127,7 +82,7 @@ reject() {
     assert_eq "$status" "$ST" "status for $what (body $BODY)"
     assert_eq "$error" "$(jget "$BODY" '->{error}')" "error for $what"
     assert_eq "$before" "$(entity_count)" "entities stored after $what"
-    req GET "/v2/entities/$fresh"
+    ngsi GET "/v2/entities/$fresh"
     assert_eq 404 "$ST" "valid entity of a rejected batch ($what)"
 }
 
@@ -139,11 +94,11 @@ version_ok() {
 
 start_ngsi ngsi --multiservice --max-body "$MAX_BODY"
 
-req GET /version
+ngsi GET /version
 assert_eq 200 "$ST" "GET /version"
 assert_eq 3.10.1-spotagent-test "$(jget "$BODY" '->{orion}{version}')" \
     "orion.version"
-req GET /version -H 'Content-Type: application/json'
+ngsi GET /version -H 'Content-Type: application/json'
 assert_eq 400 "$ST" "GET with a Content-Type header (Orion forbids it)"
 
 update '{"actionType":"append","entities":[
@@ -157,7 +112,7 @@ update '{"actionType":"append","entities":[
    "extra":{"type":"StructuredValue","value":{"a":[1,"two",{"b":true}]}},
    "missing":{"value":null}}]}'
 assert_eq 204 "$ST" "valid append (body $BODY)"
-req GET /v2/entities/urn:ngsi-ld:AirQualityObserved:SmartSpot_AQ_1
+ngsi GET /v2/entities/urn:ngsi-ld:AirQualityObserved:SmartSpot_AQ_1
 assert_eq 200 "$ST" "GET the appended entity"
 assert_eq 21.5 "$(jget "$BODY" '->{no2}{value}')" "no2 value"
 assert_eq GQ "$(jget "$BODY" '->{no2}{metadata}{unitCode}{value}')" "unitCode"
@@ -173,14 +128,14 @@ assert_eq '{}' "$(jget "$BODY" '->{location}{metadata}')" "empty metadata"
 # append merges attributes and metadata; update needs existing entities
 update '{"actionType":"append","entities":[{"id":"urn:ngsi-ld:AirQualityObserved:SmartSpot_AQ_1","type":"AirQualityObserved","no2":{"type":"Number","value":22,"metadata":{"accuracy":{"type":"Number","value":0.5}}}}]}'
 assert_eq 204 "$ST" "append to an existing entity"
-req GET /v2/entities/urn:ngsi-ld:AirQualityObserved:SmartSpot_AQ_1
+ngsi GET /v2/entities/urn:ngsi-ld:AirQualityObserved:SmartSpot_AQ_1
 assert_eq 22 "$(jget "$BODY" '->{no2}{value}')" "updated value"
 assert_eq GQ "$(jget "$BODY" '->{no2}{metadata}{unitCode}{value}')" \
     "metadata not in the update kept"
 update '{"actionType":"update","entities":[{"id":"Nope","type":"T","a":{"value":1}}]}'
 assert_eq 404 "$ST" "update of a missing entity"
 assert_eq NotFound "$(jget "$BODY" '->{error}')" "update of a missing entity"
-req GET '/v2/entities?type=AirQualityObserved&options=count'
+ngsi GET '/v2/entities?type=AirQualityObserved&options=count'
 assert_eq 200 "$ST" "GET /v2/entities"
 assert_eq 1 "$(jget "$BODY" '->[0]{no2}{value} ? 1 : 0')" "listed entity"
 grep -qi '^Fiware-Total-Count: 1' < <(curl -sS -D - -o /dev/null \
@@ -241,16 +196,16 @@ reject 413 NoResourcesAvailable "two locations" \
 
 # body over the limit: 413; chunked: 411
 head -c $((MAX_BODY + 100)) /dev/zero | tr '\0' ' ' >"$TEST_TMP/big.json"
-req POST /v2/op/update -H 'Content-Type: application/json' \
+ngsi POST /v2/op/update -H 'Content-Type: application/json' \
     --data-binary @"$TEST_TMP/big.json"
 assert_eq 413 "$ST" "body over --max-body"
 assert_eq RequestEntityTooLarge "$(jget "$BODY" '->{error}')" "413 error"
-req POST /v2/op/update -H 'Content-Type: application/json' \
+ngsi POST /v2/op/update -H 'Content-Type: application/json' \
     -H 'Transfer-Encoding: chunked' \
     --data-binary '{"actionType":"append","entities":[{"id":"C1","type":"T"}]}'
 assert_eq 411 "$ST" "chunked body"
 assert_eq ContentLengthRequired "$(jget "$BODY" '->{error}')" "411 error"
-req GET /v2/entities/C1
+ngsi GET /v2/entities/C1
 assert_eq 404 "$ST" "chunked entity not stored"
 
 # --- tenants and service paths ----------------------------------------------------
@@ -258,15 +213,15 @@ assert_eq 404 "$ST" "chunked entity not stored"
 update '{"actionType":"append","entities":[{"id":"Iso","type":"T","a":{"value":1}}]}' \
     -H 'Fiware-Service: TenantA' -H 'Fiware-ServicePath: /p1/'
 assert_eq 204 "$ST" "append in TenantA /p1"
-req GET /v2/entities/Iso -H 'Fiware-Service: tenanta' -H 'Fiware-ServicePath: /p1'
+ngsi GET /v2/entities/Iso -H 'Fiware-Service: tenanta' -H 'Fiware-ServicePath: /p1'
 assert_eq 200 "$ST" "same service (lower-cased) and path"
-req GET /v2/entities/Iso -H 'Fiware-Service: tenantb' -H 'Fiware-ServicePath: /p1'
+ngsi GET /v2/entities/Iso -H 'Fiware-Service: tenantb' -H 'Fiware-ServicePath: /p1'
 assert_eq 404 "$ST" "other service"
-req GET /v2/entities/Iso -H 'Fiware-Service: tenanta' -H 'Fiware-ServicePath: /p2'
+ngsi GET /v2/entities/Iso -H 'Fiware-Service: tenanta' -H 'Fiware-ServicePath: /p2'
 assert_eq 404 "$ST" "other service path"
-req GET /v2/entities/Iso -H 'Fiware-Service: tenanta'
+ngsi GET /v2/entities/Iso -H 'Fiware-Service: tenanta'
 assert_eq 200 "$ST" "no service path header queries /#"
-req GET /v2/entities/Iso
+ngsi GET /v2/entities/Iso
 assert_eq 404 "$ST" "default service"
 
 # --- NGSI-LD -------------------------------------------------------------------------
@@ -287,9 +242,9 @@ assert_eq urn:ngsi-ld:WeatherObserved:W2 \
     "$(jget "$BODY" '->{errors}[0]{entityId}')" "207 errors"
 assert_eq https://uri.etsi.org/ngsi-ld/errors/BadRequestData \
     "$(jget "$BODY" '->{errors}[0]{error}{type}')" "207 error type"
-req GET /ngsi-ld/v1/entities/urn:ngsi-ld:WeatherObserved:W3
+ngsi GET /ngsi-ld/v1/entities/urn:ngsi-ld:WeatherObserved:W3
 assert_eq 200 "$ST" "valid entity of a 207 applied"
-req GET /ngsi-ld/v1/entities/urn:ngsi-ld:WeatherObserved:W2
+ngsi GET /ngsi-ld/v1/entities/urn:ngsi-ld:WeatherObserved:W2
 assert_eq 404 "$ST" "failed entity of a 207 not applied"
 
 upsert "[$LD3]" -H 'Content-Type: application/json'
@@ -310,38 +265,38 @@ assert_eq 415 "$ST" "LD wrong Content-Type"
 upsert '[{"id":"urn:x:2","type":"T","a":{"type":"Property","value":1}}]' \
     -H 'Content-Type: application/json' -H "Link: $LINK" -H 'NGSILD-Tenant: t1'
 assert_eq 201 "$ST" "LD create in tenant t1"
-req POST '/ngsi-ld/v1/entityOperations/upsert?options=update' \
+ngsi POST '/ngsi-ld/v1/entityOperations/upsert?options=update' \
     -H 'Content-Type: application/json' -H "Link: $LINK" -H 'NGSILD-Tenant: t1' \
     --data-binary '[{"id":"urn:x:2","type":"T","b":{"type":"Property","value":2}}]'
 assert_eq 204 "$ST" "LD upsert ?options=update"
-req GET /ngsi-ld/v1/entities/urn:x:2 -H 'NGSILD-Tenant: t1'
+ngsi GET /ngsi-ld/v1/entities/urn:x:2 -H 'NGSILD-Tenant: t1'
 assert_eq 1 "$(jget "$BODY" '->{a}{value}')" "update keeps attribute a"
 assert_eq 2 "$(jget "$BODY" '->{b}{value}')" "update adds attribute b"
 upsert '[{"id":"urn:x:2","type":"T","c":{"type":"Property","value":3}}]' \
     -H 'Content-Type: application/json' -H "Link: $LINK" -H 'NGSILD-Tenant: t1'
 assert_eq 204 "$ST" "LD upsert (replace)"
-req GET /ngsi-ld/v1/entities/urn:x:2 -H 'NGSILD-Tenant: t1'
+ngsi GET /ngsi-ld/v1/entities/urn:x:2 -H 'NGSILD-Tenant: t1'
 assert_eq null "$(jget "$BODY" '->{a}')" "replace drops attribute a"
 assert_eq 3 "$(jget "$BODY" '->{c}{value}')" "replace sets attribute c"
-req GET /ngsi-ld/v1/entities/urn:x:2
+ngsi GET /ngsi-ld/v1/entities/urn:x:2
 assert_eq 404 "$ST" "LD tenant isolation"
-req GET '/ngsi-ld/v1/entities?type=WeatherObserved'
+ngsi GET '/ngsi-ld/v1/entities?type=WeatherObserved'
 assert_eq 2 "$(jget "$BODY" '->@*+0')" "LD list by type"
 
 # --- faults ------------------------------------------------------------------------------
 
 OKBODY='{"actionType":"append","entities":[{"id":"F1","type":"T","a":{"value":1}}]}'
-req POST /__faults --data-binary '{"fail_next":1,"status":503}'
+ngsi POST /__faults --data-binary '{"fail_next":1,"status":503}'
 assert_eq 200 "$ST" "POST /__faults"
 update "$OKBODY"
 assert_eq 503 "$ST" "injected failure"
 assert_eq ServiceUnavailable "$(jget "$BODY" '->{error}')" "injected failure body"
-req GET /v2/entities/F1
+ngsi GET /v2/entities/F1
 assert_eq 404 "$ST" "failed update not applied"
 update "$OKBODY"
 assert_eq 204 "$ST" "after the injected failure"
 
-req POST /__faults --data-binary '{"close_next":1}'
+ngsi POST /__faults --data-binary '{"close_next":1}'
 rc=0
 curl -sS -o /dev/null -X POST -H 'Content-Type: application/json' \
     --data-binary "$OKBODY" "$NGSI_URL/v2/op/update" 2>"$TEST_TMP/curl.err" ||
@@ -350,7 +305,7 @@ assert_eq 52 "$rc" "curl exit status for a closed connection (empty reply)"
 update "$OKBODY"
 assert_eq 204 "$ST" "after the closed connection"
 
-req POST /__faults --data-binary '{"refuse_for_ms":1500}'
+ngsi POST /__faults --data-binary '{"refuse_for_ms":1500}'
 assert_eq 200 "$ST" "refusal requested"
 rc=0
 curl -sS -o /dev/null --max-time 5 "$NGSI_URL/version" 2>"$TEST_TMP/curl.err" ||
@@ -358,20 +313,20 @@ curl -sS -o /dev/null --max-time 5 "$NGSI_URL/version" 2>"$TEST_TMP/curl.err" ||
 assert_eq 7 "$rc" "curl exit status while refusing (connection refused)"
 wait_for 10 "the server to listen again on $NGSI_PORT" version_ok
 
-req POST /__faults --data-binary '{"delay_ms":300,"match":"all"}'
+ngsi POST /__faults --data-binary '{"delay_ms":300,"match":"all"}'
 t0=$(_now_ms)
-req GET /version
+ngsi GET /version
 t1=$(_now_ms)
 assert_eq 200 "$ST" "delayed answer"
 [ $((t1 - t0)) -ge 280 ] || fail "delay_ms not applied ($((t1 - t0)) ms)"
-req POST /__faults --data-binary '{"reset":true}'
+ngsi POST /__faults --data-binary '{"reset":true}'
 assert_eq 0 "$(jget "$BODY" '->{delay_ms}')" "faults reset"
-req POST /__faults --data-binary '{"bogus":1}'
+ngsi POST /__faults --data-binary '{"bogus":1}'
 assert_eq 400 "$ST" "unknown fault field"
 
 # --- statistics and recorded requests ---------------------------------------------------
 
-req GET /__stats
+ngsi GET /__stats
 assert_eq 200 "$ST" "GET /__stats"
 assert_match '^[0-9]+$' "$(jget "$BODY" '->{requests}')" "stats.requests"
 [ "$(jget "$BODY" '->{by_status}{400}')" -ge "$CASE" ] ||
@@ -382,13 +337,13 @@ assert_eq 1 "$(jget "$BODY" '->{refusals}')" "refusals"
 assert_eq 2 "$(jget "$BODY" '->{max_entities_per_request}')" \
     "max_entities_per_request"
 [ "$(jget "$BODY" '->{rejected}')" -ge "$CASE" ] || fail "stats.rejected: $BODY"
-req GET '/__requests?last=1&path=/v2/op/update'
+ngsi GET '/__requests?last=1&path=/v2/op/update'
 assert_eq "$OKBODY" "$(jget "$BODY" '->{requests}[0]{body}')" \
     "last recorded update body"
 assert_eq application/json \
     "$(jget "$BODY" '->{requests}[0]{headers}{"content-type"}')" \
     "recorded Content-Type header"
-req DELETE /__entities
+ngsi DELETE /__entities
 assert_eq 200 "$ST" "DELETE /__entities"
 assert_eq 0 "$(entity_count)" "store cleared"
 stop_ngsi
@@ -399,7 +354,7 @@ start_ngsi ngsi-create
 create() {
     local body=$1
     shift
-    req POST "/v2/entities$1" -H 'Content-Type: application/json' \
+    ngsi POST "/v2/entities$1" -H 'Content-Type: application/json' \
         -D "$TEST_TMP/create.headers" --data-binary "$body"
 }
 CE='{"id":"C1","type":"T","n":{"type":"Number","value":1}}'
@@ -412,7 +367,7 @@ assert_eq 422 "$ST" "POST /v2/entities of an existing entity"
 assert_eq "Already Exists" "$(jget "$BODY" '->{description}')" "422 description"
 create '{"id":"C1","type":"T","m":{"type":"Text","value":"x"}}' "?options=upsert"
 assert_eq 204 "$ST" "upsert of an existing entity"
-req GET /v2/entities/C1
+ngsi GET /v2/entities/C1
 assert_eq 1 "$(jget "$BODY" '->{n}{value}')" "upsert keeps other attributes"
 assert_eq x "$(jget "$BODY" '->{m}{value}')" "upsert adds attributes"
 create '{"id":"C2","type":"T","m":"x"}' "?options=upsert,keyValues"
@@ -421,7 +376,7 @@ create '{"id":"C3","type":"T","bad<":{"value":1}}' "?options=upsert"
 assert_eq 400 "$ST" "rules apply to POST /v2/entities"
 create '{"id":"C4","type":"T"}' "?options=nonsense"
 assert_eq 400 "$ST" "unknown option"
-req GET /v2/entities/C3
+ngsi GET /v2/entities/C3
 assert_eq 404 "$ST" "nothing of a refused create is stored"
 assert_eq 3 "$(stat_of '->{entities_received}')" "entities received by create"
 stop_ngsi
@@ -432,7 +387,7 @@ start_ngsi ngsi-single
 update '{"actionType":"append","entities":[{"id":"S1","type":"T"}]}' \
     -H 'Fiware-Service: not-checked-here'
 assert_eq 204 "$ST" "Fiware-Service ignored without --multiservice"
-req GET /v2/entities/S1 -H 'Fiware-Service: other'
+ngsi GET /v2/entities/S1 -H 'Fiware-Service: other'
 assert_eq 200 "$ST" "single service"
 stop_ngsi
 

@@ -32,47 +32,10 @@
 
 source "$(dirname "$0")/lib.sh"
 
-NGSI_SERVER=${NGSI_SERVER:-$TOOLS/../servers/ngsi_server}
-[ -x "$NGSI_SERVER" ] ||
-    fail "NGSI test server not found: $NGSI_SERVER (build it: make tools)"
+# shellcheck source=ngsi_lib.sh
+source "$(dirname "$0")/ngsi_lib.sh"
 
 # --- helpers ------------------------------------------------------------------
-
-NGSI_PID=
-NGSI_URL=
-
-_ngsi_up_or_dead() {
-    [ -s "$1" ] || ! kill -0 "$2" 2>/dev/null
-}
-
-# start_ngsi [ARGS...]: the test server on a free port; sets NGSI_URL.
-start_ngsi() {
-    local port pf=$TEST_TMP/ngsi.port
-    for _ in 1 2 3 4 5; do
-        rm -f "$pf"
-        port=$(free_port)
-        bg ngsi "$NGSI_SERVER" --port "$port" --port-file "$pf" "$@"
-        wait_until 10 _ngsi_up_or_dead "$pf" "$BG_PID" || true
-        if [ -s "$pf" ]; then
-            NGSI_PID=$BG_PID
-            NGSI_URL=http://127.0.0.1:$(cat "$pf")
-            log "ngsi_server at $NGSI_URL (pid $NGSI_PID)"
-            return 0
-        fi
-        kill -KILL "$BG_PID" 2>/dev/null || true
-        wait "$BG_PID" 2>/dev/null || true
-    done
-    fail "ngsi_server did not start"
-}
-
-# ngsi METHOD PATH [CURL ARGS...]: sets ST (HTTP status) and BODY.
-ngsi() {
-    local method=$1 path=$2
-    shift 2
-    ST=$(curl -sS -o "$TEST_TMP/ngsi.body" -w '%{http_code}' -X "$method" \
-        "$@" "$NGSI_URL$path") || ST=curl-failed
-    BODY=$(cat "$TEST_TMP/ngsi.body" 2>/dev/null || true)
-}
 
 # jget PATH: reads JSON on stdin, prints the value at PATH (dot-separated
 # keys and array indexes): strings raw, true/false, null, others as JSON.
@@ -174,7 +137,7 @@ fi
 
 start_mosquitto
 start_postgres
-start_ngsi --multiservice
+start_ngsi ngsi --multiservice
 
 CFG=$TEST_TMP/agent.json
 cat >"$CFG" <<'EOF'
@@ -396,7 +359,7 @@ stop_agent || fail "agent exited with status $?"
 # is dead-lettered ------------------------------------------------------------
 
 URL1=$NGSI_URL
-start_ngsi --multiservice --max-body 16384
+start_ngsi ngsi --multiservice --max-body 16384
 log "second server with a 16 KiB body limit: $NGSI_URL"
 start_agent --config "$CFG" --orion-url "$NGSI_URL"
 ngsi POST /__faults -H 'Content-Type: application/json' \

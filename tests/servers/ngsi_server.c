@@ -102,6 +102,8 @@ static struct {
     size_t max_entities;
     size_t max_store_bytes;
     FILE *log;
+    char *tls_cert; /* PEM text of --tls-cert (HTTPS when set) */
+    char *tls_key;  /* PEM text of --tls-key */
 
     /* shared state, under lock */
     pthread_mutex_t lock;
@@ -2616,8 +2618,11 @@ static void usage(void)
             "                   [--max-body BYTES] [--multiservice] "
             "[--log FILE]\n"
             "                   [--max-entities N] [--max-store-mb N]\n"
+            "                   [--tls-cert PEM --tls-key PEM]\n"
             "  --port 0 (default) picks a free port; --port-file receives it\n"
-            "  once the server listens. See tests/servers/README.md.\n");
+            "  once the server listens. --tls-cert and --tls-key (both or\n"
+            "  neither) serve HTTPS instead of HTTP. See "
+            "tests/servers/README.md.\n");
 }
 
 static int parse_size(const char *s, unsigned long long min,
@@ -2633,8 +2638,52 @@ static int parse_size(const char *s, unsigned long long min,
                : 0;
 }
 
+/* read_pem PATH: the whole file as a string (malloc'd), NULL with a
+ * message on stderr. */
+static char *read_pem(const char *opt, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+
+    if (f == NULL) {
+        fprintf(stderr, "ngsi_server: %s %s: %s\n", opt, path, strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            char *nb;
+            cap = cap ? cap * 2 : 8192;
+            if (cap > (1u << 20) || (nb = realloc(buf, cap)) == NULL) {
+                fprintf(stderr, "ngsi_server: %s %s: too large\n", opt, path);
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) {
+            break;
+        }
+    }
+    if (ferror(f) || n == 0) {
+        fprintf(stderr, "ngsi_server: %s %s: %s\n", opt, path,
+                n == 0 ? "empty file" : "read error");
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
 static int parse_args(int argc, char **argv, const char **logpath)
 {
+    const char *cert = NULL, *key = NULL;
+
     unsigned long long v;
 
     g.bind = "127.0.0.1";
@@ -2665,6 +2714,10 @@ static int parse_args(int argc, char **argv, const char **logpath)
             g.port_file = val;
         } else if (strcmp(a, "--log") == 0) {
             *logpath = val;
+        } else if (strcmp(a, "--tls-cert") == 0) {
+            cert = val;
+        } else if (strcmp(a, "--tls-key") == 0) {
+            key = val;
         } else if (strcmp(a, "--max-body") == 0 &&
                    parse_size(val, 16, NS_DISCARD_MAX, &v) == 0) {
             g.max_body = (size_t)v;
@@ -2678,6 +2731,22 @@ static int parse_args(int argc, char **argv, const char **logpath)
             fprintf(stderr, "ngsi_server: bad option or value: %s %s\n", a,
                     val);
             usage();
+            return -1;
+        }
+    }
+    if ((cert == NULL) != (key == NULL)) {
+        fprintf(stderr, "ngsi_server: --tls-cert and --tls-key go together\n");
+        return -1;
+    }
+    if (cert != NULL) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            fprintf(stderr, "ngsi_server: this libmicrohttpd has no TLS\n");
+            return -1;
+        }
+        if ((g.tls_cert = read_pem("--tls-cert", cert)) == NULL ||
+            (g.tls_key = read_pem("--tls-key", key)) == NULL) {
+            free(g.tls_cert);
+            g.tls_cert = NULL;
             return -1;
         }
     }
@@ -2714,6 +2783,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (logpath != NULL && (g.log = fopen(logpath, "a")) == NULL) {
+        free(g.tls_cert);
+        free(g.tls_key);
         fprintf(stderr, "ngsi_server: --log %s: %s\n", logpath,
                 strerror(errno));
         return 1;
@@ -2741,14 +2812,28 @@ int main(int argc, char **argv)
     fcntl(g.wake[0], F_SETFL, O_NONBLOCK);
     fcntl(g.wake[1], F_SETFL, O_NONBLOCK);
 
-    g.mhd = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-            MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, NULL, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)NS_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)NS_CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
+    if (g.tls_cert != NULL) {
+        g.mhd = MHD_start_daemon(
+            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                MHD_USE_TLS,
+            0, NULL, NULL, on_request, NULL, MHD_OPTION_HTTPS_MEM_CERT,
+            g.tls_cert, MHD_OPTION_HTTPS_MEM_KEY, g.tls_key,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)NS_CONN_LIMIT,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NS_CONN_TIMEOUT_S,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
+    } else {
+        g.mhd = MHD_start_daemon(
+            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+            0, NULL, NULL, on_request, NULL, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)NS_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)NS_CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
+            on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+            NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
+    }
     if (g.mhd == NULL) {
         fprintf(stderr, "ngsi_server: cannot start libmicrohttpd\n");
         goto out_pipe;
@@ -2768,9 +2853,10 @@ int main(int argc, char **argv)
                 g.port_file, strerror(errno));
         sig = -1;
     } else {
-        fprintf(
-            stderr, "ngsi_server: listening on %s:%u (max body %zu bytes%s)\n",
-            g.bind, g.port, g.max_body, g.multiservice ? ", multiservice" : "");
+        fprintf(stderr,
+                "ngsi_server: listening on %s:%u (%s, max body %zu bytes%s)\n",
+                g.bind, g.port, g.tls_cert ? "https" : "http", g.max_body,
+                g.multiservice ? ", multiservice" : "");
         log_line("listening on %s:%u", g.bind, g.port);
         if (sigwait(&sigs, &sig) != 0) {
             sig = -1;
@@ -2801,5 +2887,7 @@ out_store:
     if (g.log != NULL) {
         fclose(g.log);
     }
+    free(g.tls_cert);
+    free(g.tls_key);
     return rc;
 }
