@@ -4,8 +4,9 @@
 # while the broker misbehaves. A stream of air quality messages from 20
 # devices goes to the NGSI test server while it answers 503 to several
 # updates, delays its answers by 1.5 s, closes connections without
-# answering, and refuses connections for 2.5 s; then a second stream while
-# the agent is killed with SIGKILL and restarted. After each, every
+# answering, and refuses connections for 2.5 s; then a stream while it
+# holds its answers longer than the agent's 10 s request timeout; then one
+# while the agent is killed with SIGKILL and restarted. After each, every
 # device's entity holds its last message (TimeInstant of the last one sent),
 # there are exactly as many entities as devices, and nothing was
 # dead-lettered or refused.
@@ -118,6 +119,25 @@ log "spotpub: $(tail -n 1 "$TEST_TMP/pub1.log")"
 check_last "$N1" "$S1" "after 503, delays, closes and refusal"
 assert_eq 0 "$(stat_of by_status.400)" "400 answers"
 assert_eq 0 "$(stat_of by_status.413)" "413 answers"
+
+# --- an answer slower than the agent's request timeout (10 s) -------------------
+
+# The server holds every answer 15 s: the agent gives up on the request
+# after 10 s, logs a timeout and retries. The held updates reach the store
+# late (an upsert of the same values); once answers are prompt again every
+# device still shows its last message.
+N3=400
+S3=1750000000
+fault '{"delay_ms":15000}'
+bg pub3 "$TOOLS/spotpub" --url "$MQTT_URL" --qos 1 --count "$N3" \
+    --devices "$D" --vertical aqo --apikey flt --start "$S3" --rate 1000
+pub=$BG_PID
+wait_for 40 "a request timeout in the agent's log" \
+    grep -q 'failed: timeout: .*retrying in' "$AGENT_STDERR"
+log "agent: $(grep -m1 -o 'update of .*failed: timeout: .*' "$AGENT_STDERR")"
+fault '{"delay_ms":0}'
+wait_pid "$pub" 60 || fail "spotpub failed (exit $?): $(cat "$TEST_TMP/pub3.log")"
+check_last "$N3" "$S3" "after request timeouts"
 
 # --- SIGKILL mid-stream ---------------------------------------------------------
 
