@@ -1040,8 +1040,8 @@ static enum MHD_Result v2_op_update(struct req *r)
         options_parse(r, update_options, &opts, &e) != 0) {
         return reply_err(r, &e);
     }
-    root = json_parse(r->body, r->len);
-    if (root == NULL || json_has_bad_number(root)) {
+    root = json_parse_finite(r->body, r->len);
+    if (root == NULL) {
         json_free(root);
         return reply_orion(r, 400, "ParseError",
                            "Errors found in incoming JSON buffer");
@@ -1091,8 +1091,8 @@ static enum MHD_Result v2_create_entity(struct req *r)
         options_parse(r, create_options, &opts, &e) != 0) {
         return reply_err(r, &e);
     }
-    root = json_parse(r->body, r->len);
-    if (root == NULL || json_has_bad_number(root)) {
+    root = json_parse_finite(r->body, r->len);
+    if (root == NULL) {
         json_free(root);
         return reply_orion(r, 400, "ParseError",
                            "Errors found in incoming JSON buffer");
@@ -1585,8 +1585,8 @@ static enum MHD_Result ld_upsert(struct req *r)
                             "options: only /update/ or /replace/");
         }
     }
-    root = json_parse(r->body, r->len);
-    if (root == NULL || json_has_bad_number(root)) {
+    root = json_parse_finite(r->body, r->len);
+    if (root == NULL) {
         json_free(root);
         return reply_ld(r, 400, "InvalidRequest", "JSON Parse Error",
                         "the payload is not valid JSON");

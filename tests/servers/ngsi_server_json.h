@@ -31,13 +31,22 @@
  * (yajl_tree_free recurses). Returns 0 or -1. */
 static int json_prescan(const char *s, size_t len)
 {
+    /* Byte classes: 1 structural or NUL (outside strings), 2 ends a run of
+     * string bytes (quote, backslash, NUL). One table lookup per byte. */
+    static const unsigned char cls[256] = {
+        [0] = 3,   ['"'] = 3, ['/'] = 1, ['['] = 1,
+        [']'] = 1, ['{'] = 1, ['}'] = 1, ['\\'] = 2,
+    };
+    const unsigned char *u = (const unsigned char *)s;
     int depth = 0;
     size_t i = 0;
 
-    /* s[len] is the terminating NUL: strcspn stops at it at the latest,
+    /* s[len] is the terminating NUL: a scan stops at it at the latest,
      * and a stop before len on a NUL is an embedded NUL byte. */
     while (i < len) {
-        i += strcspn(s + i, "\"/[{]}");
+        while (!(cls[u[i]] & 1)) {
+            i++;
+        }
         if (i >= len) {
             break;
         }
@@ -45,9 +54,11 @@ static int json_prescan(const char *s, size_t len)
         case '\0':
             return -1;
         case '"':
-            /* skip the string: runs of plain bytes at a time */
+            /* skip the string */
             for (i++;;) {
-                i += strcspn(s + i, "\"\\");
+                while (!(cls[u[i]] & 2)) {
+                    i++;
+                }
                 if (i >= len || s[i] == '\0') {
                     return i >= len ? 0 : -1; /* yajl reports the rest */
                 }
@@ -114,6 +125,7 @@ struct json_builder {
     size_t nitems, cap;
     const char *key;  /* the pending key of the innermost object */
     size_t first_cap; /* of the first block */
+    int finite_only;  /* a number a double cannot hold fails the parse */
 };
 
 /* Each thread keeps the largest block its last parse freed, for the next
@@ -270,6 +282,12 @@ static int json_integer(const char *s, size_t n, long long *out)
     return 0;
 }
 
+/* True for a number JSON can carry and a double can hold (no overflow). */
+static int json_number_finite(yajl_val v)
+{
+    return YAJL_IS_DOUBLE(v) && isfinite(v->u.number.d);
+}
+
 static int jb_number(void *ctx, const char *s, size_t n)
 {
     struct json_builder *b = ctx;
@@ -288,6 +306,9 @@ static int jb_number(void *ctx, const char *s, size_t n)
     v->u.number.d = strtod(v->u.number.r, &end);
     if (errno == 0 && end != NULL && *end == '\0') {
         v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
+    }
+    if (b->finite_only && !json_number_finite(v)) {
+        return 0;
     }
     return json_attach(b, v);
 }
@@ -400,8 +421,9 @@ static void json_free(yajl_val v)
 }
 
 /* Parses the NUL-terminated text s (len bytes) strictly into a tree that
- * json_free frees; NULL on error. */
-static yajl_val json_parse(const char *s, size_t len)
+ * json_free frees; NULL on error, and with finite_only also when a number
+ * overflows a double (Orion's parser refuses those). */
+static yajl_val json_parse_opt(const char *s, size_t len, int finite_only)
 {
     struct json_builder b;
     yajl_handle h;
@@ -411,6 +433,7 @@ static yajl_val json_parse(const char *s, size_t len)
         return NULL;
     }
     memset(&b, 0, sizeof b);
+    b.finite_only = finite_only;
     /* The tree takes about 3 times the text's size: one block, mostly. */
     b.first_cap = NS_ARENA_MIN;
     while (b.first_cap < 4 * len && b.first_cap < ((size_t)1 << 30)) {
@@ -429,6 +452,17 @@ static yajl_val json_parse(const char *s, size_t len)
         return NULL;
     }
     return b.root;
+}
+
+static yajl_val json_parse(const char *s, size_t len)
+{
+    return json_parse_opt(s, len, 0);
+}
+
+/* json_parse, refusing numbers a double cannot hold. */
+static yajl_val json_parse_finite(const char *s, size_t len)
+{
+    return json_parse_opt(s, len, 1);
 }
 
 /* First member named key of object o, or NULL (borrowed). */
@@ -491,34 +525,6 @@ static const char *obj_dup_key(yajl_val o)
         free(keys);
     }
     return dup ? obj_dup_key_scan(o) : NULL;
-}
-
-/* True for a number JSON can carry and a double can hold (no overflow). */
-static int json_number_finite(yajl_val v)
-{
-    return YAJL_IS_DOUBLE(v) && isfinite(v->u.number.d);
-}
-
-/* Finds a non-finite number anywhere in v: 1 if found. */
-static int json_has_bad_number(yajl_val v)
-{
-    if (YAJL_IS_NUMBER(v)) {
-        return !json_number_finite(v);
-    }
-    if (YAJL_IS_OBJECT(v)) {
-        for (size_t i = 0; i < v->u.object.len; i++) {
-            if (json_has_bad_number(v->u.object.values[i])) {
-                return 1;
-            }
-        }
-    } else if (YAJL_IS_ARRAY(v)) {
-        for (size_t i = 0; i < v->u.array.len; i++) {
-            if (json_has_bad_number(v->u.array.values[i])) {
-                return 1;
-            }
-        }
-    }
-    return 0;
 }
 
 /* --- output --------------------------------------------------------------- */
@@ -630,27 +636,50 @@ static yajl_gen scratch_gen(void)
     return g;
 }
 
+/* s quoted as a JSON string, when it has only printable ASCII that needs
+ * no escape (what yajl_gen_string gives for it); NULL otherwise or when
+ * out of memory. */
+static char *json_text_plain(const char *s)
+{
+    size_t n = 0;
+    char *out;
+
+    for (; s[n] != '\0'; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '/') {
+            return NULL;
+        }
+    }
+    if ((out = malloc(n + 3)) != NULL) {
+        out[0] = '"';
+        memcpy(out + 1, s, n);
+        out[n + 1] = '"';
+        out[n + 2] = '\0';
+    }
+    return out;
+}
+
 /* Compact JSON text of v (caller frees); NULL when out of memory. */
 static char *json_text(yajl_val v)
 {
-    yajl_gen g = scratch_gen();
+    yajl_gen g;
+    char *plain;
+
+    /* Scalars without a generator: a number is its text as received
+     * (yajl_gen_number copies it), most strings need no escape. */
+    if (v != NULL && YAJL_IS_NUMBER(v)) {
+        return strdup(v->u.number.r);
+    }
+    if (v != NULL && YAJL_IS_STRING(v) &&
+        (plain = json_text_plain(v->u.string)) != NULL) {
+        return plain;
+    }
+    g = scratch_gen();
 
     if (g == NULL) {
         return NULL;
     }
     gen_tree(g, v);
-    return gen_take(g, NULL);
-}
-
-/* Compact JSON text of the string s (caller frees). */
-static char *json_text_str(const char *s)
-{
-    yajl_gen g = scratch_gen();
-
-    if (g == NULL) {
-        return NULL;
-    }
-    gen_str(g, s);
     return gen_take(g, NULL);
 }
 

@@ -183,6 +183,14 @@ static int has_forbidden_id_chars(const char *s)
     return 0;
 }
 
+/* strcmp(s, lit) == 0, the first bytes compared inline: most of the
+ * server's comparisons are of keys and types against a literal, and most
+ * differ at once. */
+static inline int str_is(const char *s, const char *lit)
+{
+    return s[0] == lit[0] && strcmp(s, lit) == 0;
+}
+
 static int in_list(const char *s, const char *const *list)
 {
     for (; *list != NULL; list++) {
@@ -517,14 +525,14 @@ static const char *geo_validate(yajl_val v, int features)
         return "GeoJSON type missing";
     }
     type = t->u.string;
-    if (strcmp(type, "Feature") == 0 && features) {
+    if (str_is(type, "Feature") && features) {
         yajl_val g = obj_get(v, "geometry");
         if (!YAJL_IS_OBJECT(g)) {
             return "geometry in Feature is not an object";
         }
         return geo_validate(g, 0);
     }
-    if (strcmp(type, "FeatureCollection") == 0 && features) {
+    if (str_is(type, "FeatureCollection") && features) {
         yajl_val f = obj_get(v, "features");
         if (!YAJL_IS_ARRAY(f)) {
             return "features in FeatureCollection is not an array";
@@ -547,22 +555,22 @@ static const char *geo_validate(yajl_val v, int features)
     if (c == NULL) {
         return "GeoJSON coordinates missing";
     }
-    if (strcmp(type, "Point") == 0) {
+    if (str_is(type, "Point")) {
         return geo_position(c);
     }
-    if (strcmp(type, "MultiPoint") == 0) {
+    if (str_is(type, "MultiPoint")) {
         return geo_positions(c, 1);
     }
-    if (strcmp(type, "LineString") == 0) {
+    if (str_is(type, "LineString")) {
         return geo_line(c);
     }
-    if (strcmp(type, "MultiLineString") == 0) {
+    if (str_is(type, "MultiLineString")) {
         return geo_each(c, geo_line);
     }
-    if (strcmp(type, "Polygon") == 0) {
+    if (str_is(type, "Polygon")) {
         return geo_polygon(c);
     }
-    if (strcmp(type, "MultiPolygon") == 0) {
+    if (str_is(type, "MultiPolygon")) {
         return geo_each(c, geo_polygon);
     }
     return "unsupported GeoJSON type"; /* not reached */
@@ -643,20 +651,42 @@ static const char *v2_default_type(yajl_val v)
 
 static int is_date_type(const char *t)
 {
-    return strcmp(t, "DateTime") == 0 || strcmp(t, "ISO8601") == 0;
+    return str_is(t, "DateTime") || str_is(t, "ISO8601");
 }
 
-/* Checks a DateTime value; on success *out is its normalized JSON text. */
+/* Checks a DateTime value; on success *out is its normalized JSON text.
+ * A batch repeats one instant in every attribute's TimeInstant metadata:
+ * each thread keeps its last input and the text it gave. */
 static int v2_date_value(yajl_val v, char **out)
 {
+    static _Thread_local char last_in[NS_MAX_DATE_LEN + 1];
+    static _Thread_local char last_text[48];
+    static _Thread_local size_t last_len; /* 0: nothing kept */
     int64_t ms;
     char buf[40];
+    size_t n;
 
-    if (!YAJL_IS_STRING(v) || iso8601_parse(v->u.string, DT_ORION, &ms)) {
+    if (!YAJL_IS_STRING(v)) {
         return -1;
     }
-    iso8601_format(ms, buf, sizeof buf);
-    *out = json_text_str(buf);
+    if (last_len == 0 || strcmp(v->u.string, last_in) != 0) {
+        if (iso8601_parse(v->u.string, DT_ORION, &ms)) {
+            return -1;
+        }
+        /* parsed: at most NS_MAX_DATE_LEN characters */
+        strcpy(last_in, v->u.string);
+        iso8601_format(ms, buf, sizeof buf);
+        /* digits, '-', ':', 'T', '.' and 'Z': JSON needs no escape */
+        n = strlen(buf);
+        last_text[0] = '"';
+        memcpy(last_text + 1, buf, n);
+        last_text[n + 1] = '"';
+        last_text[n + 2] = '\0';
+        last_len = n + 2;
+    }
+    if ((*out = malloc(last_len + 1)) != NULL) {
+        memcpy(*out, last_text, last_len + 1);
+    }
     return 0;
 }
 
@@ -709,12 +739,12 @@ static int v2_parse_md(const char *name, yajl_val v, struct ns_md *m,
     }
     for (size_t i = 0; i < v->u.object.len; i++) {
         const char *k = v->u.object.keys[i];
-        if (strcmp(k, "type") == 0) {
+        if (str_is(k, "type")) {
             type = v->u.object.values[i];
             if (!YAJL_IS_STRING(type)) {
                 return BAD(e, "invalid JSON type for attribute metadata type");
             }
-        } else if (strcmp(k, "value") == 0) {
+        } else if (str_is(k, "value")) {
             value = v->u.object.values[i];
         } else {
             return BAD(e, "invalid JSON field for attribute metadata");
@@ -758,9 +788,9 @@ static int md_true(yajl_val mdobj, const char *name)
 
 static int is_geo_type(const char *t)
 {
-    return strcmp(t, "geo:json") == 0 || strcmp(t, "geo:point") == 0 ||
-           strcmp(t, "geo:line") == 0 || strcmp(t, "geo:box") == 0 ||
-           strcmp(t, "geo:polygon") == 0;
+    return str_is(t, "geo:json") || str_is(t, "geo:point") ||
+           str_is(t, "geo:line") || str_is(t, "geo:box") ||
+           str_is(t, "geo:polygon");
 }
 
 /* Parses and checks one attribute (parseContextAttribute +
@@ -781,7 +811,7 @@ static int v2_parse_attr(const char *name, yajl_val v, int keyvalues,
                           "option is used");
         }
         if ((dup = obj_dup_key(v)) != NULL) {
-            if (strcmp(dup, "value") == 0) {
+            if (str_is(dup, "value")) {
                 return BAD(e, "duplicated value key in attribute");
             }
             return BAD(e, "duplicated key /%s/ in attribute", dup);
@@ -789,14 +819,14 @@ static int v2_parse_attr(const char *name, yajl_val v, int keyvalues,
         for (size_t i = 0; i < v->u.object.len; i++) {
             const char *k = v->u.object.keys[i];
             yajl_val x = v->u.object.values[i];
-            if (strcmp(k, "type") == 0) {
+            if (str_is(k, "type")) {
                 if (!YAJL_IS_STRING(x)) {
                     return BAD(e, "invalid JSON type for attribute type");
                 }
                 type = x;
-            } else if (strcmp(k, "value") == 0) {
+            } else if (str_is(k, "value")) {
                 value = x;
-            } else if (strcmp(k, "metadata") == 0) {
+            } else if (str_is(k, "metadata")) {
                 if (!YAJL_IS_OBJECT(x)) {
                     return BAD(e, "metadata not a JSON object");
                 }
@@ -828,7 +858,7 @@ static int v2_parse_attr(const char *name, yajl_val v, int keyvalues,
             }
         }
     }
-    unrestricted = strcmp(a->type, "TextUnrestricted") == 0 ||
+    unrestricted = str_is(a->type, "TextUnrestricted") ||
                    md_true(md, "TextUnrestricted");
     ignore_type = md_true(md, "ignoreType");
 
@@ -846,7 +876,7 @@ static int v2_parse_attr(const char *name, yajl_val v, int keyvalues,
     if (a->value == NULL) {
         return oom(e);
     }
-    if (strcmp(a->type, "geo:json") == 0 && value != NULL &&
+    if (str_is(a->type, "geo:json") && value != NULL &&
         !YAJL_IS_NULL(value)) {
         const char *why;
         if (!YAJL_IS_OBJECT(value)) {
@@ -856,7 +886,7 @@ static int v2_parse_attr(const char *name, yajl_val v, int keyvalues,
             return BAD(e, "Wrong GeoJson: %s", why);
         }
     }
-    if (strcmp(a->type, "geo:point") == 0 && !ignore_type &&
+    if (str_is(a->type, "geo:point") && !ignore_type &&
         YAJL_IS_STRING(value) && !geo_point_ok(value->u.string)) {
         return BAD(e, "geo coordinates format error [see Orion user manual]");
     }
@@ -882,7 +912,7 @@ static int v2_parse_attr(const char *name, yajl_val v, int keyvalues,
     if (in_list(name, reserved_attr_names)) {
         return BAD(e, "attribute name is reserved: /%s/", name);
     }
-    if (strcmp(name, "dateExpires") == 0 && !is_date_type(a->type)) {
+    if (str_is(name, "dateExpires") && !is_date_type(a->type)) {
         return BAD(e, "dateExpires attribute must be of type DateTime");
     }
     return 0;
@@ -917,7 +947,7 @@ static int v2_parse_entity(yajl_val v, int keyvalues, struct ns_entity *en,
     for (size_t i = 0; i < v->u.object.len; i++) {
         const char *k = v->u.object.keys[i];
         yajl_val x = v->u.object.values[i];
-        if (strcmp(k, "id") == 0) {
+        if (str_is(k, "id")) {
             if (!YAJL_IS_STRING(x)) {
                 return BAD(e, "Invalid JSON type for entity id");
             }
@@ -927,9 +957,9 @@ static int v2_parse_entity(yajl_val v, int keyvalues, struct ns_entity *en,
             if ((en->id = strdup(x->u.string)) == NULL) {
                 return oom(e);
             }
-        } else if (strcmp(k, "idPattern") == 0) {
+        } else if (str_is(k, "idPattern")) {
             return ns_fail(e, 501, "NotImplemented", "NotImplemented");
-        } else if (strcmp(k, "type") == 0) {
+        } else if (str_is(k, "type")) {
             if (!YAJL_IS_STRING(x)) {
                 return BAD(e, "Invalid JSON type for entity type");
             }
@@ -942,7 +972,7 @@ static int v2_parse_entity(yajl_val v, int keyvalues, struct ns_entity *en,
             if ((en->type = strdup(x->u.string)) == NULL) {
                 return oom(e);
             }
-        } else if (strcmp(k, "typePattern") == 0) {
+        } else if (str_is(k, "typePattern")) {
             return BAD(e, "typePattern is not supported");
         } else {
             struct ns_attr *a = &en->attrs[en->nattrs++];
@@ -1030,7 +1060,7 @@ static int v2_parse_update(yajl_val root, int keyvalues, struct v2_update *u,
     for (size_t i = 0; i < root->u.object.len; i++) {
         const char *k = root->u.object.keys[i];
         yajl_val x = root->u.object.values[i];
-        if (strcmp(k, "entities") == 0) {
+        if (str_is(k, "entities")) {
             if (ents != NULL) {
                 BAD(e, "duplicated field /entities/");
                 goto out;
@@ -1052,7 +1082,7 @@ static int v2_parse_update(yajl_val root, int keyvalues, struct v2_update *u,
                     goto out;
                 }
             }
-        } else if (strcmp(k, "actionType") == 0) {
+        } else if (str_is(k, "actionType")) {
             if (!YAJL_IS_STRING(x) || v2_action(x->u.string, &u->action)) {
                 BAD(e, "invalid update action type: right ones are: append, "
                        "appendStric, delete, replace, update");
@@ -1203,7 +1233,7 @@ static int spath_match(const struct spaths *sp, const char *path)
     for (int i = 0; i < sp->n; i++) {
         const char *q = sp->p[i];
         size_t ql = strlen(q);
-        if (ql >= 2 && strcmp(q + ql - 2, "/#") == 0) {
+        if (ql >= 2 && str_is(q + ql - 2, "/#")) {
             size_t base = ql - 2; /* "/a/#" -> "/a"; "/#" -> "" */
             if (base == 0 || (strncmp(path, q, base) == 0 &&
                               (path[base] == '\0' || path[base] == '/'))) {
@@ -1350,7 +1380,7 @@ static int ld_check_instance(const char *name, yajl_val v, int depth,
         return ld_bad(e, "Null value not allowed",
                       "attribute %s: NGSI-LD forbids null values", name);
     }
-    if (strcmp(type, "Property") == 0) {
+    if (str_is(type, "Property")) {
         if (obj_get(v, "value") == NULL) {
             return ld_bad(e, "Invalid Property",
                           "attribute %s: Property without /value/", name);
@@ -1359,7 +1389,7 @@ static int ld_check_instance(const char *name, yajl_val v, int depth,
             return ld_bad(e, "Invalid Property",
                           "attribute %s: Property with /object/", name);
         }
-    } else if (strcmp(type, "Relationship") == 0) {
+    } else if (str_is(type, "Relationship")) {
         if (!ld_uri_or_uris(obj_get(v, "object"))) {
             return ld_bad(e, "Invalid Relationship",
                           "attribute %s: /object/ must be a URI", name);
@@ -1368,36 +1398,36 @@ static int ld_check_instance(const char *name, yajl_val v, int depth,
             return ld_bad(e, "Invalid Relationship",
                           "attribute %s: Relationship with /value/", name);
         }
-    } else if (strcmp(type, "GeoProperty") == 0) {
+    } else if (str_is(type, "GeoProperty")) {
         const char *why = geo_validate(obj_get(v, "value"), 0);
         if (why != NULL) {
             return ld_bad(e, "Invalid GeoProperty", "attribute %s: %s", name,
                           why);
         }
-    } else if (strcmp(type, "LanguageProperty") == 0) {
+    } else if (str_is(type, "LanguageProperty")) {
         x = obj_get(v, "languageMap");
         if (!YAJL_IS_OBJECT(x)) {
             return ld_bad(e, "Invalid LanguageProperty",
                           "attribute %s: /languageMap/ must be an object",
                           name);
         }
-    } else if (strcmp(type, "ListProperty") == 0) {
+    } else if (str_is(type, "ListProperty")) {
         if (!YAJL_IS_ARRAY(obj_get(v, "valueList"))) {
             return ld_bad(e, "Invalid ListProperty",
                           "attribute %s: /valueList/ must be an array", name);
         }
-    } else if (strcmp(type, "ListRelationship") == 0) {
+    } else if (str_is(type, "ListRelationship")) {
         if (!YAJL_IS_ARRAY(obj_get(v, "objectList"))) {
             return ld_bad(e, "Invalid ListRelationship",
                           "attribute %s: /objectList/ must be an array", name);
         }
-    } else if (strcmp(type, "VocabProperty") == 0) {
+    } else if (str_is(type, "VocabProperty")) {
         x = obj_get(v, "vocab");
         if (!YAJL_IS_STRING(x) && !YAJL_IS_ARRAY(x)) {
             return ld_bad(e, "Invalid VocabProperty",
                           "attribute %s: /vocab/ missing", name);
         }
-    } else if (strcmp(type, "JsonProperty") == 0) {
+    } else if (str_is(type, "JsonProperty")) {
         if (obj_get(v, "json") == NULL) {
             return ld_bad(e, "Invalid JsonProperty",
                           "attribute %s: /json/ missing", name);
@@ -1408,9 +1438,9 @@ static int ld_check_instance(const char *name, yajl_val v, int depth,
                       "type",
                       name, type);
     }
-    if ((strcmp(name, "location") == 0 ||
-         strcmp(name, "observationSpace") == 0 ||
-         strcmp(name, "operationSpace") == 0) &&
+    if ((str_is(name, "location") ||
+         str_is(name, "observationSpace") ||
+         str_is(name, "operationSpace")) &&
         strcmp(type, "GeoProperty") != 0) {
         return ld_bad(e, "Invalid attribute",
                       "attribute %s must be a GeoProperty", name);
@@ -1418,32 +1448,32 @@ static int ld_check_instance(const char *name, yajl_val v, int depth,
     for (size_t i = 0; i < v->u.object.len; i++) {
         const char *k = v->u.object.keys[i];
         x = v->u.object.values[i];
-        if (strcmp(k, "observedAt") == 0) {
+        if (str_is(k, "observedAt")) {
             if (!YAJL_IS_STRING(x) || iso8601_parse(x->u.string, DT_XSD, &ms)) {
                 return ld_bad(e, "Invalid DateTime",
                               "attribute %s: /observedAt/ is not a valid "
                               "DateTime",
                               name);
             }
-        } else if (strcmp(k, "unitCode") == 0) {
+        } else if (str_is(k, "unitCode")) {
             if (!YAJL_IS_STRING(x) || x->u.string[0] == '\0') {
                 return ld_bad(e, "Invalid unitCode",
                               "attribute %s: /unitCode/ must be a non-empty "
                               "string",
                               name);
             }
-        } else if (strcmp(k, "datasetId") == 0) {
+        } else if (str_is(k, "datasetId")) {
             if (!YAJL_IS_STRING(x) || !ld_uri_ok(x->u.string)) {
                 return ld_bad(e, "Invalid datasetId",
                               "attribute %s: /datasetId/ must be a URI", name);
             }
-        } else if (strcmp(k, "type") == 0 || strcmp(k, "value") == 0 ||
-                   strcmp(k, "object") == 0 || strcmp(k, "languageMap") == 0 ||
-                   strcmp(k, "valueList") == 0 ||
-                   strcmp(k, "objectList") == 0 || strcmp(k, "vocab") == 0 ||
-                   strcmp(k, "json") == 0 || strcmp(k, "createdAt") == 0 ||
-                   strcmp(k, "modifiedAt") == 0 || strcmp(k, "lang") == 0 ||
-                   strcmp(k, "objectType") == 0) {
+        } else if (str_is(k, "type") || str_is(k, "value") ||
+                   str_is(k, "object") || str_is(k, "languageMap") ||
+                   str_is(k, "valueList") ||
+                   str_is(k, "objectList") || str_is(k, "vocab") ||
+                   str_is(k, "json") || str_is(k, "createdAt") ||
+                   str_is(k, "modifiedAt") || str_is(k, "lang") ||
+                   str_is(k, "objectType")) {
             continue;
         } else if (ld_check_attr(k, x, depth + 1, e) != 0) {
             return -1;
@@ -1572,12 +1602,12 @@ static int ld_parse_entity(yajl_val v, int need_ctx, struct ns_entity *en,
         yajl_val x = v->u.object.values[i];
         struct ns_attr *a;
 
-        if (strcmp(k, "id") == 0 || strcmp(k, "type") == 0 ||
-            strcmp(k, "@context") == 0 || strcmp(k, "createdAt") == 0 ||
-            strcmp(k, "modifiedAt") == 0) {
+        if (str_is(k, "id") || str_is(k, "type") ||
+            str_is(k, "@context") || str_is(k, "createdAt") ||
+            str_is(k, "modifiedAt")) {
             continue;
         }
-        if (strcmp(k, "scope") == 0) {
+        if (str_is(k, "scope")) {
             if (!YAJL_IS_STRING(x) && !YAJL_IS_ARRAY(x)) {
                 return ld_bad(e, "Invalid scope",
                               "/scope/ must be a string or an array");
