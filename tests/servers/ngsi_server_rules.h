@@ -674,7 +674,7 @@ static int v2_date_value(yajl_val v, char **out)
             return -1;
         }
         /* parsed: at most NS_MAX_DATE_LEN characters */
-        strcpy(last_in, v->u.string);
+        snprintf(last_in, sizeof last_in, "%s", v->u.string);
         iso8601_format(ms, buf, sizeof buf);
         /* digits, '-', ':', 'T', '.' and 'Z': JSON needs no escape */
         n = strlen(buf);
@@ -858,8 +858,8 @@ static int v2_parse_attr(const char *name, yajl_val v, int keyvalues,
             }
         }
     }
-    unrestricted = str_is(a->type, "TextUnrestricted") ||
-                   md_true(md, "TextUnrestricted");
+    unrestricted =
+        str_is(a->type, "TextUnrestricted") || md_true(md, "TextUnrestricted");
     ignore_type = md_true(md, "ignoreType");
 
     /* special types: DateTime and geo:json (parseContextAttributeObject) */
@@ -876,8 +876,7 @@ static int v2_parse_attr(const char *name, yajl_val v, int keyvalues,
     if (a->value == NULL) {
         return oom(e);
     }
-    if (str_is(a->type, "geo:json") && value != NULL &&
-        !YAJL_IS_NULL(value)) {
+    if (str_is(a->type, "geo:json") && value != NULL && !YAJL_IS_NULL(value)) {
         const char *why;
         if (!YAJL_IS_OBJECT(value)) {
             return BAD(e, "geo:json needs an object or null as value");
@@ -886,8 +885,8 @@ static int v2_parse_attr(const char *name, yajl_val v, int keyvalues,
             return BAD(e, "Wrong GeoJson: %s", why);
         }
     }
-    if (str_is(a->type, "geo:point") && !ignore_type &&
-        YAJL_IS_STRING(value) && !geo_point_ok(value->u.string)) {
+    if (str_is(a->type, "geo:point") && !ignore_type && YAJL_IS_STRING(value) &&
+        !geo_point_ok(value->u.string)) {
         return BAD(e, "geo coordinates format error [see Orion user manual]");
     }
     a->is_geo = is_geo_type(a->type) && !ignore_type && value != NULL &&
@@ -1438,8 +1437,7 @@ static int ld_check_instance(const char *name, yajl_val v, int depth,
                       "type",
                       name, type);
     }
-    if ((str_is(name, "location") ||
-         str_is(name, "observationSpace") ||
+    if ((str_is(name, "location") || str_is(name, "observationSpace") ||
          str_is(name, "operationSpace")) &&
         strcmp(type, "GeoProperty") != 0) {
         return ld_bad(e, "Invalid attribute",
@@ -1469,11 +1467,10 @@ static int ld_check_instance(const char *name, yajl_val v, int depth,
             }
         } else if (str_is(k, "type") || str_is(k, "value") ||
                    str_is(k, "object") || str_is(k, "languageMap") ||
-                   str_is(k, "valueList") ||
-                   str_is(k, "objectList") || str_is(k, "vocab") ||
-                   str_is(k, "json") || str_is(k, "createdAt") ||
-                   str_is(k, "modifiedAt") || str_is(k, "lang") ||
-                   str_is(k, "objectType")) {
+                   str_is(k, "valueList") || str_is(k, "objectList") ||
+                   str_is(k, "vocab") || str_is(k, "json") ||
+                   str_is(k, "createdAt") || str_is(k, "modifiedAt") ||
+                   str_is(k, "lang") || str_is(k, "objectType")) {
             continue;
         } else if (ld_check_attr(k, x, depth + 1, e) != 0) {
             return -1;
@@ -1602,9 +1599,8 @@ static int ld_parse_entity(yajl_val v, int need_ctx, struct ns_entity *en,
         yajl_val x = v->u.object.values[i];
         struct ns_attr *a;
 
-        if (str_is(k, "id") || str_is(k, "type") ||
-            str_is(k, "@context") || str_is(k, "createdAt") ||
-            str_is(k, "modifiedAt")) {
+        if (str_is(k, "id") || str_is(k, "type") || str_is(k, "@context") ||
+            str_is(k, "createdAt") || str_is(k, "modifiedAt")) {
             continue;
         }
         if (str_is(k, "scope")) {

@@ -185,9 +185,8 @@ static char *yajl_text(yajl_val v)
 Test(ngsi_server_json, json_text_of_scalars_is_yajl_gen_text)
 {
     char text[32];
-    static const char *const numbers[] = {"[0]", "[-1.50]", "[1e3]",
-                                          "[12345678901234567890]",
-                                          "[0.000001]"};
+    static const char *const numbers[] = {
+        "[0]", "[-1.50]", "[1e3]", "[12345678901234567890]", "[0.000001]"};
 
     for (int c = 1; c < 256; c++) {
         struct yajl_val_s sv = {.type = yajl_t_string};
@@ -221,8 +220,7 @@ Test(ngsi_server_json, finite_parse_refuses_overflowing_numbers)
         yajl_val v = json_parse(bad[i], strlen(bad[i]));
         cr_assert_not_null(v, "%s parses", bad[i]);
         json_free(v);
-        cr_assert_null(json_parse_finite(bad[i], strlen(bad[i])), "%s",
-                       bad[i]);
+        cr_assert_null(json_parse_finite(bad[i], strlen(bad[i])), "%s", bad[i]);
     }
     yajl_val v = json_parse_finite("[1e300,-2,0.5]", 14);
     cr_assert_not_null(v);
