@@ -151,18 +151,37 @@ static int oom(struct ns_err *e)
 
 /* --- characters and identifiers ------------------------------------------- */
 
-/* Orion's commonForbidden(): forbidden in any request field. */
+/* Orion's character rules as byte classes, one lookup per byte:
+ * NS_CH_COMMON commonForbidden(), forbidden in any request field
+ * (< > " ' = ; ( )); NS_CH_ID forbiddenIdChars() adds & ? / # (and every
+ * byte outside 0x21..0x7E, tested apart). */
+enum { NS_CH_COMMON = 1, NS_CH_ID = 2 };
+static const unsigned char ns_char_class[256] = {
+    ['<'] = NS_CH_COMMON | NS_CH_ID,
+    ['>'] = NS_CH_COMMON | NS_CH_ID,
+    ['"'] = NS_CH_COMMON | NS_CH_ID,
+    ['\''] = NS_CH_COMMON | NS_CH_ID,
+    ['='] = NS_CH_COMMON | NS_CH_ID,
+    [';'] = NS_CH_COMMON | NS_CH_ID,
+    ['('] = NS_CH_COMMON | NS_CH_ID,
+    [')'] = NS_CH_COMMON | NS_CH_ID,
+    ['&'] = NS_CH_ID,
+    ['?'] = NS_CH_ID,
+    ['/'] = NS_CH_ID,
+    ['#'] = NS_CH_ID,
+};
+
+/* Orion's commonForbidden() for one byte. */
 static int forbidden_common(unsigned char c)
 {
-    return c == '<' || c == '>' || c == '"' || c == '\'' || c == '=' ||
-           c == ';' || c == '(' || c == ')';
+    return (ns_char_class[c] & NS_CH_COMMON) != 0;
 }
 
 /* Orion's forbiddenChars(): any of < > " ' = ; ( ) in s. */
 static int has_forbidden_chars(const char *s)
 {
     for (; *s != '\0'; s++) {
-        if (forbidden_common((unsigned char)*s)) {
+        if (ns_char_class[(unsigned char)*s] & NS_CH_COMMON) {
             return 1;
         }
     }
@@ -175,8 +194,7 @@ static int has_forbidden_id_chars(const char *s)
 {
     for (; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c <= 32 || c >= 127 || c == '&' || c == '?' || c == '/' ||
-            c == '#' || forbidden_common(c)) {
+        if (c <= 32 || c >= 127 || (ns_char_class[c] & NS_CH_ID)) {
             return 1;
         }
     }
