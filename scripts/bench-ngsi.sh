@@ -125,6 +125,7 @@ if [ "${BENCH_NGSI_BARE:-1}" != 0 ]; then
     m1=$(cpu_ticks "$MQTT_PID")
     wait "$sub" || true
     echo "reference, bare Paho subscriber (QoS $QOS): $(tail -1 "$TEST_TMP/sub.log")"
+    BARE_RATE=$(tail -1 "$TEST_TMP/sub.log" | sed -n 's/.*rate=\([0-9.]*\).*/\1/p')
     awk -v n="$N" -v p="$(pub_cpu "$pub")" -v m=$((m1 - m0)) -v hz="$HZ" \
         'BEGIN { printf "  CPU per message: publisher %.1f us, broker %.1f us\n", p / n * 1e6, m / hz / n * 1e6 }'
 fi
@@ -143,12 +144,15 @@ report() {
     landed=$(stat_field entities_received) || landed=0
     reqs=$(stat_field updates) || reqs=0
     awk -v n="$landed" -v s="$sent" -v a="$t0" -v b="$t1" -v r="$reqs" \
-        -v p="$(pub_cpu "$pub")" -v m="$5" -v ag="$6" -v sv="$7" -v hz="$HZ" 'BEGIN {
+        -v p="$(pub_cpu "$pub")" -v m="$5" -v ag="$6" -v sv="$7" -v hz="$HZ" \
+        -v bare="${BARE_RATE:-0}" 'BEGIN {
         d = b - a; if (d <= 0) d = 1e-9; k = (n > 0 ? n : 1)
         printf "  %d of %d entities landed (%d lost) in %.2f s = %.0f entities/s, %d requests = %.0f requests/s, %.1f entities per request\n",
             n, s, s - n, d, n / d, r, r / d, (r > 0 ? n / r : 0)
         printf "  CPU per entity landed: publisher %.1f us, broker %.1f us, agent %.1f us, test server %.1f us\n",
-            p / k * 1e6, m / hz / k * 1e6, ag / hz / k * 1e6, sv / hz / k * 1e6 }'
+            p / k * 1e6, m / hz / k * 1e6, ag / hz / k * 1e6, sv / hz / k * 1e6
+        if (bare > 0)
+            printf "  entities/s / bare subscriber msg/s: %.1f %%\n", n / d / bare * 100 }'
 }
 
 # settled N: all N landed, or nothing new for SETTLE seconds; sets T_LAST
