@@ -84,7 +84,8 @@ landed() {
 untrusted() {
     local what=$1 cert=$2
     shift 2
-    start_ngsi "ngsi-$cert" --tls-cert "$PKI/$cert.pem" --tls-key "$PKI/$cert.key"
+    RUN=$((RUN + 1))
+    start_ngsi "ngsi-$RUN-$cert" --tls-cert "$PKI/$cert.pem" --tls-key "$PKI/$cert.key"
     NGSI_CA=$PKI/ca.pem
     agent_http_port
     start_agent --http-listen "127.0.0.1:$AGENT_HTTP_PORT" \
@@ -110,6 +111,7 @@ start_mosquitto
 START=1700000000
 FIRST=$START
 WAITING=0
+RUN=0
 
 # --- 1. brokers the agent must not trust ------------------------------------------
 
