@@ -4,6 +4,8 @@
 #   NGSI_SERVER     the server binary (default $TOOLS/../servers/ngsi_server)
 #   start_ngsi NAME [ARGS...]   starts it on a free port
 #   ngsi METHOD PATH [CURL ARGS...]   one request to it
+#   expected_last N START / stored_v2   a spotpub aqo stream's last
+#                   measures, expected and as stored
 
 NGSI_SERVER=${NGSI_SERVER:-$TOOLS/../servers/ngsi_server}
 [ -x "$NGSI_SERVER" ] ||
@@ -60,4 +62,26 @@ ngsi() {
     ST=$(curl -sS -o "$TEST_TMP/ngsi.body" -w '%{http_code}' -X "$method" \
         "${ca[@]}" "$@" "$NGSI_URL$path") || ST=curl-failed
     BODY=$(cat "$TEST_TMP/ngsi.body" 2>/dev/null || true)
+}
+
+# expected_last N START: "id TimeInstant" of each device's last message of
+# a spotpub aqo stream of N messages over $D devices from START, $PERIOD
+# minutes apart per device (spotpub's default is 5), sorted.
+expected_last() {
+    local n=$1 start=$2 d j
+    for ((d = 0; d < D; d++)); do
+        j=$(((n - 1 - d) / D))
+        printf 'urn:ngsi-ld:AirQualityObserved:dev%d %s\n' "$d" \
+            "$(date -u -d "@$((start + j * PERIOD * 60))" +%Y-%m-%dT%H:%M:%S.000Z)"
+    done | sort
+}
+
+# stored_v2: "id TimeInstant" of every AirQualityObserved NGSI-v2 entity
+# (default service), sorted; fails when the server does not answer 200.
+stored_v2() {
+    ngsi GET '/v2/entities?type=AirQualityObserved&limit=1000&attrs=TimeInstant'
+    [ "$ST" = 200 ] || return 1
+    perl -MJSON::PP -e 'local $/;
+        for my $e (@{decode_json(<STDIN>)}) {
+            print "$e->{id} $e->{TimeInstant}{value}\n" }' <<<"$BODY" | sort
 }

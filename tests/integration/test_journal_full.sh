@@ -4,9 +4,11 @@
 # taking messages once the journal is full (the broker queues the rest:
 # the test broker's per-client queue is unbounded), /ready answers 503
 # naming "journal", spotagent_journal_full is 1 and the journal stays
-# within its bound. SIGTERM while full still exits 0 promptly; SIGKILL
-# while full loses nothing either. Restarted with PostgreSQL up, every
-# message lands exactly once and the agent is ready again.
+# within its bound. SIGTERM while full still exits 0 promptly. Full for
+# longer than the broker's keep-alive patience (45 s), the agent is dropped
+# by the broker and lives on; SIGKILL while full loses nothing either.
+# Restarted with PostgreSQL up, every message lands exactly once (the
+# redeliveries absorbed by the natural key) and the agent is ready again.
 source "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null || fail "curl is not installed"
@@ -73,6 +75,14 @@ assert_eq 0 "$rc" "exit status of SIGTERM with a full journal"
 # is full must already be on disk when the agent dies.
 start_agent "${AGENT_ARGS[@]}"
 wait_for 60 "full again after the restart" ep_metric_is 1 spotagent_journal_full
+
+# Full for longer than the broker's patience: the callback waiting for
+# room sends nothing, not even a keep-alive, so after 1.5 x the 30 s
+# keep-alive the broker drops the agent; the agent lives on and reconnects.
+dropped() { [ "$(mqtt_log_count "Client $AGENT_ID has exceeded timeout")" -ge 1 ]; }
+wait_for 90 "the broker to drop the silent agent" dropped
+log "broker: $(grep -m1 "exceeded timeout" "$MQTT_DIR/mosquitto.log")"
+agent_alive || fail "agent died while the journal was full"
 kill9_agent
 
 restart_postgres

@@ -41,35 +41,15 @@ stat_ge() {
     [ "$(stat_of "$2")" -ge "$1" ]
 }
 
-# expected_last N START: "id TimeInstant" of each device's last message of
-# a spotpub stream of N messages over D devices from START, sorted.
-expected_last() {
-    local n=$1 start=$2 d j
-    for ((d = 0; d < D; d++)); do
-        j=$(((n - 1 - d) / D))
-        printf 'urn:ngsi-ld:AirQualityObserved:dev%d %s\n' "$d" \
-            "$(date -u -d "@$((start + j * PERIOD * 60))" +%Y-%m-%dT%H:%M:%S.000Z)"
-    done | sort
-}
-
-# stored: "id TimeInstant" of every AirQualityObserved entity, sorted.
-stored() {
-    ngsi GET '/v2/entities?type=AirQualityObserved&limit=1000&attrs=TimeInstant'
-    [ "$ST" = 200 ] || return 1
-    perl -MJSON::PP -e 'local $/;
-        for my $e (@{decode_json(<STDIN>)}) {
-            print "$e->{id} $e->{TimeInstant}{value}\n" }' <<<"$BODY" | sort
-}
-
 # all_last N START: for wait_until.
 all_last() {
-    [ "$(stored)" = "$(expected_last "$1" "$2")" ]
+    [ "$(stored_v2)" = "$(expected_last "$1" "$2")" ]
 }
 
 # check_last N START WHAT: waits until every device shows its last message.
 check_last() {
     if ! wait_until 60 all_last "$1" "$2"; then
-        diff <(expected_last "$1" "$2") <(stored) >&2 || true
+        diff <(expected_last "$1" "$2") <(stored_v2) >&2 || true
         fail "$3: the broker does not hold every device's last message"
     fi
     assert_eq "$D" "$(stat_of entities)" "entities in the broker"

@@ -25,27 +25,7 @@ PERIOD=5 # minutes between a device's measures (spotpub's default)
 PKI=$TEST_TMP/pki
 make_pki "$PKI"
 
-# expected_last N START: "id TimeInstant" of each device's last message of
-# a spotpub stream of N messages over D devices from START, sorted.
-expected_last() {
-    local n=$1 start=$2 d j
-    for ((d = 0; d < D; d++)); do
-        j=$(((n - 1 - d) / D))
-        printf 'urn:ngsi-ld:AirQualityObserved:dev%d %s\n' "$d" \
-            "$(date -u -d "@$((start + j * PERIOD * 60))" +%Y-%m-%dT%H:%M:%S.000Z)"
-    done | sort
-}
-
-# stored_v2 / stored_ld: "id TimeInstant" of every AirQualityObserved
-# entity, sorted.
-stored_v2() {
-    ngsi GET '/v2/entities?type=AirQualityObserved&limit=1000&attrs=TimeInstant'
-    [ "$ST" = 200 ] || return 1
-    perl -MJSON::PP -e 'local $/;
-        for my $e (@{decode_json(<STDIN>)}) {
-            print "$e->{id} $e->{TimeInstant}{value}\n" }' <<<"$BODY" | sort
-}
-
+# stored_ld: the same as stored_v2 (ngsi_lib.sh) through NGSI-LD.
 stored_ld() {
     ngsi GET '/ngsi-ld/v1/entities?type=AirQualityObserved&limit=1000' \
         -H 'Accept: application/json'

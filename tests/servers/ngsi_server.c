@@ -36,6 +36,9 @@
 
 #include <microhttpd.h>
 
+#include "spot/err.h"
+#include "spot/pem.h"
+
 #include "ngsi_server_json.h"
 #include "ngsi_server_rules.h"
 #include "ngsi_server_store.h"
@@ -2638,46 +2641,22 @@ static int parse_size(const char *s, unsigned long long min,
                : 0;
 }
 
-/* read_pem PATH: the whole file as a string (malloc'd), NULL with a
- * message on stderr. */
-static char *read_pem(const char *opt, const char *path)
+/* The PEM text of --tls-cert or --tls-key (the project's pem_load and its
+ * checks), malloc'd; NULL with a message on stderr. */
+static char *load_pem(const char *opt, const char *path, int is_key)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
+    char why[512];
+    char *pem = NULL;
+    size_t len;
 
-    if (f == NULL) {
-        fprintf(stderr, "ngsi_server: %s %s: %s\n", opt, path, strerror(errno));
+    if (pem_load(path, &pem, &len, why, sizeof why) != SPOT_OK ||
+        (is_key ? pem_check_key(pem, len, why, sizeof why)
+                : pem_check_certs(pem, len, why, sizeof why)) != SPOT_OK) {
+        fprintf(stderr, "ngsi_server: %s: %s\n", opt, why);
+        free(pem);
         return NULL;
     }
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            char *nb;
-            cap = cap ? cap * 2 : 8192;
-            if (cap > (1u << 20) || (nb = realloc(buf, cap)) == NULL) {
-                fprintf(stderr, "ngsi_server: %s %s: too large\n", opt, path);
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) {
-            break;
-        }
-    }
-    if (ferror(f) || n == 0) {
-        fprintf(stderr, "ngsi_server: %s %s: %s\n", opt, path,
-                n == 0 ? "empty file" : "read error");
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
+    return pem;
 }
 
 static int parse_args(int argc, char **argv, const char **logpath)
@@ -2743,8 +2722,8 @@ static int parse_args(int argc, char **argv, const char **logpath)
             fprintf(stderr, "ngsi_server: this libmicrohttpd has no TLS\n");
             return -1;
         }
-        if ((g.tls_cert = read_pem("--tls-cert", cert)) == NULL ||
-            (g.tls_key = read_pem("--tls-key", key)) == NULL) {
+        if ((g.tls_cert = load_pem("--tls-cert", cert, 0)) == NULL ||
+            (g.tls_key = load_pem("--tls-key", key, 1)) == NULL) {
             free(g.tls_cert);
             g.tls_cert = NULL;
             return -1;
